@@ -1,0 +1,196 @@
+"""NeRV: frame time -> whole RGB frame.
+
+Every weight shape is independent of the clip's resolution and length except the coarse
+spatial grid, which is resampled (bilinear) from whatever grid an init carries. That is what
+lets one meta-learned initialization serve any video: time is normalised to [0, 1] within a
+GOP, the grid is resized to ``H/S x W/S`` (``S`` = product of strides), and frames are padded
+to a multiple of ``S`` and cropped after decoding.
+
+Architecture::
+
+    t -> sinusoidal encoding -> MLP -> z                       (time code)
+    coarse grid [A anchors, C0, gh, gw], linearly interpolated in t
+    -> block_i: conv3x3 -> PixelShuffle(s_i) -> FiLM(z) -> GELU -> (aux RGB head_i)
+    -> final RGB head (3x3 conv) -> (tanh + 1) / 2
+
+The auxiliary heads of the intermediate blocks exist for the multi-resolution (spatial
+guidance) loss; only the final head is needed to decode and only it is stored in a bitstream.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class NeRVConfig:
+    """Hyper-parameters that fix every weight shape (the grid size aside)."""
+
+    pe_freqs: int = 16
+    pe_base: float = 1.25
+    embed_dim: int = 64
+    grid_channels: int = 16
+    grid_anchors: int = 4
+    channels: tuple[int, ...] = (32, 24, 16, 12)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+
+    def __post_init__(self) -> None:
+        if len(self.channels) != len(self.strides) or not self.channels:
+            raise ValueError("channels and strides must be non-empty and of equal length")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+
+    @property
+    def total_stride(self) -> int:
+        return math.prod(self.strides)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["strides"] = list(self.strides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NeRVConfig":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+def grid_size_for(height: int, width: int, config: NeRVConfig) -> tuple[int, int]:
+    """Grid size for a frame of ``height x width`` (padded up to the total stride)."""
+    s = config.total_stride
+    return (-(-height // s), -(-width // s))
+
+
+def pad_to_stride(frames: Tensor, stride: int) -> Tensor:
+    """Replicate-pad ``[N, 3, H, W]`` frames on the bottom/right to a multiple of ``stride``."""
+    h, w = frames.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph == 0 and pw == 0:
+        return frames
+    return F.pad(frames, (0, pw, 0, ph), mode="replicate")
+
+
+def positional_encoding(t: Tensor, freqs: int, base: float) -> Tensor:
+    """``[B] -> [B, 2*freqs]`` sin/cos features of t in [0, 1] at frequencies base**l * pi."""
+    scales = (base ** torch.arange(freqs, dtype=t.dtype, device=t.device)) * math.pi
+    angles = t[:, None] * scales[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class NeRVBlock(nn.Module):
+    """conv3x3 -> PixelShuffle upsampling -> FiLM from the time code -> GELU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, embed_dim: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(c_in, c_out * stride * stride, 3, padding=1)
+        self.film = nn.Linear(embed_dim, 2 * c_out)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        x = F.pixel_shuffle(self.conv(x), self.stride)
+        gamma, beta = self.film(z)[:, :, None, None].chunk(2, dim=1)
+        return F.gelu(x * (1.0 + gamma) + beta)
+
+
+class NeRV(nn.Module):
+    """Implicit video: ``forward(t)`` maps normalised times ``[B]`` to frames ``[B, 3, Hp, Wp]``."""
+
+    def __init__(self, config: NeRVConfig, grid_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.config = config
+        self.grid_hw = (int(grid_hw[0]), int(grid_hw[1]))
+        c = config
+        self.grid = nn.Parameter(
+            torch.randn(c.grid_anchors, c.grid_channels, *self.grid_hw) * 0.5
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * c.pe_freqs, c.embed_dim), nn.GELU(),
+            nn.Linear(c.embed_dim, c.embed_dim), nn.GELU(),
+        )
+        c_ins = (c.grid_channels,) + c.channels[:-1]
+        self.blocks = nn.ModuleList(
+            NeRVBlock(ci, co, s, c.embed_dim) for ci, co, s in zip(c_ins, c.channels, c.strides)
+        )
+        self.aux_heads = nn.ModuleList(nn.Conv2d(co, 3, 1) for co in c.channels[:-1])
+        self.head = nn.Conv2d(c.channels[-1], 3, 3, padding=1)
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        """Padded output size."""
+        s = self.config.total_stride
+        return (self.grid_hw[0] * s, self.grid_hw[1] * s)
+
+    def _grid_at(self, t: Tensor) -> Tensor:
+        """Linear interpolation of the anchor grids at times t -> [B, C0, gh, gw]."""
+        a = self.config.grid_anchors
+        if a == 1:
+            return self.grid.expand(t.shape[0], -1, -1, -1)
+        pos = t.clamp(0, 1) * (a - 1)
+        lo = pos.floor().clamp(max=a - 2).long()
+        frac = (pos - lo.to(pos.dtype))[:, None, None, None]
+        return self.grid[lo] * (1 - frac) + self.grid[lo + 1] * frac
+
+    def forward(self, t: Tensor, all_scales: bool = False) -> Tensor | list[Tensor]:
+        """Frames at times ``t`` in [0, 1]; with ``all_scales`` a list, coarsest first."""
+        z = self.mlp(positional_encoding(t, self.config.pe_freqs, self.config.pe_base))
+        x = self._grid_at(t)
+        outs: list[Tensor] = []
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, z)
+            if all_scales and i < last:
+                outs.append(_to_rgb(self.aux_heads[i](x)))
+        final = _to_rgb(self.head(x))
+        if all_scales:
+            outs.append(final)
+            return outs
+        return final
+
+
+def _to_rgb(x: Tensor) -> Tensor:
+    return (torch.tanh(x) + 1.0) * 0.5
+
+
+def decode_param_names(model: NeRV) -> list[str]:
+    """Names of the parameters the final output depends on, in canonical (bitstream) order."""
+    return [n for n, _ in model.named_parameters() if not n.startswith("aux_heads.")]
+
+
+def resize_grid(grid: Tensor, grid_hw: tuple[int, int]) -> Tensor:
+    """Resample an init's grid ``[A, C0, h, w]`` to ``grid_hw`` (bilinear, CPU float32)."""
+    if tuple(grid.shape[-2:]) == tuple(grid_hw):
+        return grid.clone()
+    return F.interpolate(grid.float(), size=tuple(grid_hw), mode="bilinear", align_corners=False)
+
+
+def frame_times(indices: Tensor | list[int], n_frames: int) -> Tensor:
+    """Normalised time of frame ``i`` in a GOP of ``n_frames``: i / (n - 1), 0 for one frame."""
+    idx = torch.as_tensor(indices, dtype=torch.float32)
+    return idx / max(n_frames - 1, 1)
+
+
+def build_model(config: NeRVConfig, grid_hw: tuple[int, int],
+                init_state: dict[str, Tensor] | None = None, seed: int = 0) -> NeRV:
+    """A model for a video whose grid is ``grid_hw``: random (seeded) or from an init.
+
+    The init's grid is resampled to ``grid_hw``; every other tensor is copied as is.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = NeRV(config, grid_hw)
+    if init_state is not None:
+        model.load_state_dict(init_state_for(init_state, grid_hw), strict=True)
+    return model
+
+
+def init_state_for(init_state: dict[str, Tensor], grid_hw: tuple[int, int]) -> dict[str, Tensor]:
+    """The init's tensors with the grid resampled to ``grid_hw`` (what delta coding subtracts)."""
+    out = {k: v.detach().float().clone() for k, v in init_state.items()}
+    out["grid"] = resize_grid(out["grid"], grid_hw)
+    return out
