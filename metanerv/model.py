@@ -194,3 +194,11 @@ def init_state_for(init_state: dict[str, Tensor], grid_hw: tuple[int, int]) -> d
     out = {k: v.detach().float().clone() for k, v in init_state.items()}
     out["grid"] = resize_grid(out["grid"], grid_hw)
     return out
+
+
+def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every decode parameter, computed without allocating any weights."""
+    with torch.device("meta"):
+        model = NeRV(config, grid_hw)
+    params = dict(model.named_parameters())
+    return [(n, tuple(params[n].shape)) for n in decode_param_names(model)]

@@ -1,0 +1,345 @@
+"""Reader and writer of the ``.nerv`` container (byte layout in SPEC.md).
+
+Everything a header or section declares is checked against the limits below and against the
+bytes actually present *before* any buffer or tensor is made, so a crafted file is rejected
+in milliseconds with a ``BitstreamError`` rather than allocating or crashing.
+"""
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from codec.errors import NervcError
+from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
+
+MAGIC = b"NERV"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+SECTION_GOP = 1
+
+# Limits (SPEC.md, "Limits"): a conforming decoder rejects anything beyond them.
+MAX_DIM = 16384
+MAX_FRAMES = 10_000_000
+MAX_GOPS = 1_000_000
+MAX_FPS_TERM = 1_000_000
+MAX_BLOCKS = 8
+MAX_CHANNELS = 1024
+MAX_STRIDE = 8
+MAX_PE_FREQS = 64
+MAX_EMBED = 1024
+MAX_GRID_CHANNELS = 256
+MAX_ANCHORS = 64
+MAX_DECODE_PARAMS = 32_000_000
+MIN_BITS, MAX_BITS = 2, 10
+MAX_FILE_BYTES = 1 << 31
+MAX_HEADER_BYTES = 1024
+
+_FIXED = struct.Struct("<4sBBHHHIIIII32sBfHHBB")  # through n_blocks
+
+
+class BitstreamError(NervcError):
+    """The file is not a valid ``.nerv`` bitstream of a version this decoder reads."""
+
+
+@dataclass
+class Header:
+    """Everything needed to rebuild the networks except their weights."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: Fraction
+    gop_frames: int
+    num_gops: int
+    config: NeRVConfig
+    init_digest: bytes = bytes(32)
+
+    @property
+    def has_init(self) -> bool:
+        return self.init_digest != bytes(32)
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return grid_size_for(self.height, self.width, self.config)
+
+
+@dataclass
+class TensorRecord:
+    """One entropy-coded tensor: quantized residual plus what is needed to decode it."""
+
+    mode: int  # 0 = absolute weights, 1 = delta from the init
+    bits: int
+    shape: tuple[int, ...]
+    scales: np.ndarray  # float16, one per output channel (rank >= 2) or one (rank 1)
+    sym_lo: int  # symbol s codes the integer s + sym_lo
+    counts: np.ndarray  # uint32 frequency table of the categorical entropy model
+    words: np.ndarray  # uint32 compressed ANS words
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class GopRecord:
+    """The network of frames ``first_frame .. first_frame + num_frames - 1``."""
+
+    first_frame: int
+    num_frames: int
+    tensors: list[TensorRecord] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ writing
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def encode_header(h: Header) -> bytes:
+    c = h.config
+    body = _FIXED.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, 0, h.width, h.height, h.num_frames,
+                       h.fps.numerator, h.fps.denominator, h.gop_frames, h.num_gops,
+                       h.init_digest, c.pe_freqs, c.pe_base, c.embed_dim, c.grid_channels,
+                       c.grid_anchors, len(c.channels))
+    body += struct.pack(f"<{len(c.channels)}H", *c.channels)
+    body += struct.pack(f"<{len(c.strides)}B", *c.strides)
+    body = body[:6] + struct.pack("<H", len(body)) + body[8:]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def encode_tensor(t: TensorRecord) -> bytes:
+    out = bytearray(struct.pack("<BBB", t.mode, t.bits, len(t.shape)))
+    out += struct.pack(f"<{len(t.shape)}I", *t.shape)
+    out += np.asarray(t.scales, dtype="<f2").tobytes()
+    out += struct.pack("<hH", t.sym_lo, len(t.counts))
+    for n in t.counts:
+        out += _varint(int(n))
+    out += struct.pack("<I", len(t.words))
+    out += np.asarray(t.words, dtype="<u4").tobytes()
+    return bytes(out)
+
+
+def encode_gop(g: GopRecord) -> bytes:
+    payload = struct.pack("<IIH", g.first_frame, g.num_frames, len(g.tensors))
+    payload += b"".join(encode_tensor(t) for t in g.tensors)
+    return struct.pack("<BII", SECTION_GOP, len(payload), zlib.crc32(payload)) + payload
+
+
+def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecord]) -> int:
+    """Write header and GOP sections atomically (temp file + rename); returns bytes written."""
+    data = encode_header(header) + b"".join(encode_gop(g) for g in gops)
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(data)
+
+
+# ------------------------------------------------------------------ reading
+
+class _Cursor:
+    """Bounds-checked reads from a bytes payload."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise BitstreamError(f"{self.what}: truncated (needs {n} bytes at offset {self.pos}, "
+                                 f"{len(self.data) - self.pos} left)")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, fmt: str) -> tuple:
+        s = struct.Struct("<" + fmt)
+        return s.unpack(self.take(s.size))
+
+    def varint(self) -> int:
+        n, shift = 0, 0
+        while True:
+            (b,) = self.take(1)
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+            if shift > 35:
+                raise BitstreamError(f"{self.what}: varint longer than 5 bytes")
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise BitstreamError(msg)
+
+
+def decode_header(data: bytes) -> tuple[Header, int]:
+    """Parse and validate the header at the start of ``data``; returns it and its size."""
+    _check(len(data) >= 8, "not a .nerv file (shorter than its magic)")
+    _check(data[:4] == MAGIC, "not a .nerv file (bad magic)")
+    major, minor, hlen = struct.unpack_from("<BBH", data, 4)
+    _check(major == VERSION_MAJOR, f"bitstream version {major}.{minor} is not supported "
+                                   f"(this decoder reads version {VERSION_MAJOR}.x); upgrade nervc")
+    _check(_FIXED.size <= hlen <= MAX_HEADER_BYTES, f"bad header length {hlen}")
+    _check(len(data) >= hlen + 4, "truncated header")
+    body = data[:hlen]
+    (crc,) = struct.unpack_from("<I", data, hlen)
+    _check(zlib.crc32(body) == crc, "header CRC mismatch (file corrupted)")
+    (_, _, _, _, width, height, frames, fps_n, fps_d, gop_frames, num_gops, digest,
+     pe_freqs, pe_base, embed, grid_c, anchors, n_blocks) = _FIXED.unpack_from(body)
+    _check(1 <= width <= MAX_DIM and 1 <= height <= MAX_DIM, f"frame size {width}x{height} out of range")
+    _check(1 <= frames <= MAX_FRAMES, f"frame count {frames} out of range")
+    _check(1 <= fps_n <= MAX_FPS_TERM and 1 <= fps_d <= MAX_FPS_TERM, f"frame rate {fps_n}/{fps_d} out of range")
+    _check(1 <= gop_frames <= frames, f"GOP length {gop_frames} out of range")
+    _check(num_gops == -(-frames // gop_frames) and num_gops <= MAX_GOPS,
+           f"GOP count {num_gops} does not match {frames} frames in GOPs of {gop_frames}")
+    _check(1 <= pe_freqs <= MAX_PE_FREQS, f"positional encoding size {pe_freqs} out of range")
+    _check(math.isfinite(pe_base) and 1.0 <= pe_base <= 4.0, f"positional encoding base {pe_base} out of range")
+    _check(1 <= embed <= MAX_EMBED, f"embedding width {embed} out of range")
+    _check(1 <= grid_c <= MAX_GRID_CHANNELS, f"grid channels {grid_c} out of range")
+    _check(1 <= anchors <= MAX_ANCHORS, f"grid anchors {anchors} out of range")
+    _check(1 <= n_blocks <= MAX_BLOCKS, f"block count {n_blocks} out of range")
+    _check(hlen == _FIXED.size + 3 * n_blocks, f"header length {hlen} does not match {n_blocks} blocks")
+    off = _FIXED.size
+    channels = struct.unpack_from(f"<{n_blocks}H", body, off)
+    strides = struct.unpack_from(f"<{n_blocks}B", body, off + 2 * n_blocks)
+    _check(all(1 <= c <= MAX_CHANNELS for c in channels), f"block channels {channels} out of range")
+    _check(all(1 <= s <= MAX_STRIDE for s in strides), f"block strides {strides} out of range")
+    config = NeRVConfig(pe_freqs=pe_freqs, pe_base=pe_base, embed_dim=embed, grid_channels=grid_c,
+                        grid_anchors=anchors, channels=channels, strides=strides)
+    header = Header(width, height, frames, Fraction(fps_n, fps_d), gop_frames, num_gops, config, digest)
+    gh, gw = header.grid_hw
+    _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS, "grid too large")
+    n_params = sum(math.prod(s) for _, s in decode_param_shapes(config, header.grid_hw))
+    _check(n_params <= MAX_DECODE_PARAMS, f"model of {n_params} parameters exceeds the limit")
+    return header, hlen + 4
+
+
+@dataclass
+class _SectionIndex:
+    first_frame: int
+    num_frames: int
+    offset: int  # of the payload in the file
+    length: int
+    crc: int
+
+
+class BitstreamReader:
+    """Random access to a ``.nerv`` file: the header and a section index, payloads on demand."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BitstreamError(f"{self.path}: no such file")
+        if not self.path.is_file():
+            raise BitstreamError(f"{self.path}: not a file")
+        self.size = self.path.stat().st_size
+        _check(self.size <= MAX_FILE_BYTES, f"{self.path}: larger than {MAX_FILE_BYTES} bytes")
+        with open(self.path, "rb") as f:
+            head = f.read(MAX_HEADER_BYTES + 4)
+            try:
+                self.header, pos = decode_header(head)
+            except BitstreamError as e:
+                raise BitstreamError(f"{self.path}: {e}") from None
+            self.shapes = decode_param_shapes(self.header.config, self.header.grid_hw)
+            self.sections: list[_SectionIndex] = []
+            expected_first = 0
+            for i in range(self.header.num_gops):
+                f.seek(pos)
+                sh = f.read(9)
+                self._check(len(sh) == 9, f"truncated: section {i} of {self.header.num_gops} missing")
+                kind, length, crc = struct.unpack("<BII", sh)
+                self._check(kind == SECTION_GOP, f"section {i}: unknown type {kind}")
+                self._check(pos + 9 + length <= self.size,
+                            f"truncated: section {i} declares {length} bytes, {self.size - pos - 9} present")
+                self._check(length >= 10, f"section {i}: too short")
+                f.seek(pos + 9)
+                first, n = struct.unpack("<II", f.read(8))
+                want_n = min(self.header.gop_frames, self.header.num_frames - expected_first)
+                self._check(first == expected_first and n == want_n,
+                            f"section {i}: frames {first}+{n}, expected {expected_first}+{want_n}")
+                self.sections.append(_SectionIndex(first, n, pos + 9, length, crc))
+                expected_first += n
+                pos += 9 + length
+            self._check(pos == self.size, f"{self.size - pos} unexpected trailing bytes")
+
+    def _check(self, cond: bool, msg: str) -> None:
+        if not cond:
+            raise BitstreamError(f"{self.path}: {msg}")
+
+    def gop_for_frame(self, frame: int) -> int:
+        return frame // self.header.gop_frames
+
+    def read_gop(self, index: int) -> GopRecord:
+        """Parse and validate GOP ``index`` (CRC, shapes, symbol tables) without decoding it."""
+        s = self.sections[index]
+        with open(self.path, "rb") as f:
+            f.seek(s.offset)
+            payload = f.read(s.length)
+        self._check(len(payload) == s.length, f"section {index}: truncated")
+        self._check(zlib.crc32(payload) == s.crc, f"section {index}: CRC mismatch (file corrupted)")
+        try:
+            return self._parse_gop(payload, index)
+        except BitstreamError as e:
+            raise BitstreamError(f"{self.path}: {e}") from None
+
+    def _parse_gop(self, payload: bytes, index: int) -> GopRecord:
+        what = f"section {index}"
+        cur = _Cursor(payload, what)
+        first, n, n_tensors = cur.unpack("IIH")
+        _check(n_tensors == len(self.shapes),
+               f"{what}: {n_tensors} tensors, the model needs {len(self.shapes)}")
+        gop = GopRecord(first, n)
+        for name, want_shape in self.shapes:
+            w = f"{what}, tensor {name}"
+            mode, bits, rank = cur.unpack("BBB")
+            _check(mode in (0, 1), f"{w}: unknown coding mode {mode}")
+            _check(mode == 0 or self.header.has_init, f"{w}: delta-coded but the stream has no init")
+            _check(MIN_BITS <= bits <= MAX_BITS, f"{w}: {bits} bits out of range")
+            _check(rank == len(want_shape), f"{w}: rank {rank}, expected {len(want_shape)}")
+            shape = cur.unpack(f"{rank}I")
+            _check(tuple(shape) == want_shape, f"{w}: shape {shape}, expected {want_shape}")
+            n_scales = shape[0] if rank >= 2 else 1
+            scales = np.frombuffer(cur.take(2 * n_scales), dtype="<f2").astype(np.float16)
+            _check(bool(np.all(np.isfinite(scales))) and bool(np.all(scales >= 0)), f"{w}: bad scales")
+            sym_lo, n_sym = cur.unpack("hH")
+            qmax = (1 << (bits - 1)) - 1
+            _check(1 <= n_sym <= 2 * qmax + 1 and -qmax <= sym_lo and sym_lo + n_sym - 1 <= qmax,
+                   f"{w}: symbol range {sym_lo}+{n_sym} invalid for {bits} bits")
+            _check(n_sym <= cur.left, f"{w}: truncated frequency table")
+            counts = np.array([cur.varint() for _ in range(n_sym)], dtype=np.uint64)
+            numel = math.prod(shape)
+            _check(int(counts.sum()) == numel, f"{w}: frequency table sums to {int(counts.sum())}, "
+                                               f"tensor has {numel} entries")
+            (n_words,) = cur.unpack("I")
+            _check(4 * n_words <= cur.left, f"{w}: declares {n_words} words, {cur.left // 4} present")
+            words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
+            gop.tensors.append(TensorRecord(mode, bits, tuple(shape), scales, sym_lo,
+                                            counts.astype(np.uint32), words))
+        _check(cur.left == 0, f"{what}: {cur.left} unexpected trailing bytes")
+        return gop

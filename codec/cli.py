@@ -1,0 +1,209 @@
+"""``nervc`` command line: a thin layer over the Python API.
+
+Every subcommand is a ``main``-style function taking ``argv`` so tests call it directly;
+``main(argv)`` dispatches. User errors print one line (``nervc: error: ...``) and exit 1;
+nothing partial is left behind because every writer is atomic.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from codec.errors import NervcError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise NervcError(f"{self.prog}: {message}")
+
+
+def _frames(spec):
+    from codec.video_io import parse_frame_range
+    return parse_frame_range(spec)
+
+
+def _common_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
+
+
+def encode_main(argv: list[str]) -> int:
+    from codec.encoder import encode
+    from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
+    from codec.video_io import parse_fps, parse_size
+
+    p = _Parser(prog="nervc encode", description="Encode a video into a .nerv bitstream.")
+    p.add_argument("input", help="video file, raw .yuv/.i420, .y4m or folder of PNG frames")
+    p.add_argument("output", help="output .nerv file")
+    p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, choices=QUALITY_LEVELS,
+                   help=f"quality ladder rung (default {DEFAULT_QUALITY})")
+    p.add_argument("--steps", type=int, help="fine-tuning steps per GOP (overrides -q)")
+    p.add_argument("--bits", type=int, help="quantization bits 2..10 (overrides -q)")
+    p.add_argument("--prune", type=float, help="global prune ratio in [0, 1) (overrides -q)")
+    p.add_argument("--init", default="default", help="default | random | PATH to an init file")
+    p.add_argument("--gop", type=int, help="frames per network (default 120)")
+    p.add_argument("--frames", help="frame range a:b to encode")
+    p.add_argument("--size", help="WxH of a raw YUV input")
+    p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=5e-3, help="peak Adam learning rate")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training device)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common_overwrite(p)
+    a = p.parse_args(argv)
+    r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bits=a.bits, prune=a.prune,
+               init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
+               fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
+               progress=not a.quiet, overwrite=a.overwrite)
+    print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
+          f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
+          f"encode {r.encode_seconds:.1f} s, init {r.init}")
+    return 0
+
+
+def decode_main(argv: list[str]) -> int:
+    from codec.decoder import decode
+
+    p = _Parser(prog="nervc decode", description="Decode a .nerv bitstream into a video.")
+    p.add_argument("input", help=".nerv file")
+    p.add_argument("output", help="output .mp4 (H.264), .mkv (FFV1 lossless), .y4m or folder (PNG)")
+    p.add_argument("--frames", help="frame range a:b to decode (others are not touched)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--init", action="append", help="init file to look for the stream's init in")
+    p.add_argument("--batch", type=int, default=8, help="frames per forward pass")
+    p.add_argument("--quiet", action="store_true")
+    _common_overwrite(p)
+    a = p.parse_args(argv)
+    r = decode(a.input, a.output, frames=_frames(a.frames), device=a.device, init=a.init,
+               overwrite=a.overwrite, progress=not a.quiet, batch=max(1, a.batch))
+    n = r.frames.shape[0]
+    print(f"{a.output}: {n} frames {r.frames.shape[2]}x{r.frames.shape[1]}, decode "
+          f"{r.decode_seconds:.2f} s ({r.fps_decoded:.1f} fps on {r.device})")
+    return 0
+
+
+def info_main(argv: list[str]) -> int:
+    from bitstreams import BitstreamReader
+
+    p = _Parser(prog="nervc info", description="Describe a .nerv bitstream section by section.")
+    p.add_argument("input")
+    a = p.parse_args(argv)
+    r = BitstreamReader(a.input)
+    h = r.header
+    print(f"{a.input}: {r.size} bytes, nervc bitstream v1")
+    print(f"  video     {h.width}x{h.height}, {h.num_frames} frames @ {h.fps} fps "
+          f"({8 * r.size / (h.width * h.height * h.num_frames):.4f} bpp)")
+    print(f"  GOPs      {h.num_gops} of up to {h.gop_frames} frames")
+    print(f"  model     {h.config.to_dict()} grid {h.grid_hw[0]}x{h.grid_hw[1]}")
+    print(f"  init      {h.init_digest.hex()[:16] if h.has_init else 'none (random init)'}")
+    for i, s in enumerate(r.sections):
+        g = r.read_gop(i)
+        print(f"  GOP {i}: frames {s.first_frame}..{s.first_frame + s.num_frames - 1}, {s.length} bytes")
+        for (name, shape), t in zip(r.shapes, g.tensors):
+            mode = "delta" if t.mode else "abs"
+            print(f"    {name:24s} {str(tuple(shape)):18s} {mode:5s} {t.bits}b "
+                  f"{4 * len(t.words):7d} B coded, {len(t.counts)} symbols")
+    return 0
+
+
+def demo_main(argv: list[str]) -> int:
+    """Encode and decode the bundled clip; print PSNR, bpp and times."""
+    from codec.decoder import decode
+    from codec.encoder import encode, rgb_psnr
+    from codec.video_io import read_video
+
+    p = _Parser(prog="nervc demo", description="Encode + decode the bundled clip.")
+    p.add_argument("--frames", default=None, help="frame range (default: all 120 frames)")
+    p.add_argument("-q", "--quality", type=int, default=None)
+    p.add_argument("--keep", help="folder to keep demo.nerv and demo.mp4 in")
+    a = p.parse_args(argv)
+    clip = Path(__file__).resolve().parent / "data" / "carphone_qcif_120f.mp4"
+    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nervc-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        video = read_video(clip, frames=_frames(a.frames))
+        print(f"demo: {clip.name}, {video.num_frames} frames {video.width}x{video.height}")
+        kw = {"quality": a.quality} if a.quality else {}
+        r = encode(video, work / "demo.nerv", overwrite=True, **kw)
+        d = decode(work / "demo.nerv", work / "demo.mp4", overwrite=True)
+        print(f"encode: {r.num_bytes} bytes, {r.bpp:.4f} bpp, {r.encode_seconds:.1f} s (init {r.init})")
+        print(f"decode: {d.decode_seconds:.2f} s ({d.fps_decoded:.1f} fps on {d.device})")
+        print(f"PSNR (RGB, 8-bit): {rgb_psnr(d.frames, video.frames):.2f} dB")
+        if a.keep:
+            print(f"kept {work / 'demo.nerv'} and {work / 'demo.mp4'}")
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def bench_main(argv: list[str]) -> int:
+    from benchmarks.bench import main as bench
+    return int(bench(argv) or 0)
+
+
+def meta_train_main(argv: list[str]) -> int:
+    from metanerv.train import main as meta_train
+    return int(meta_train(argv) or 0)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "encode": (encode_main, "video -> .nerv"),
+    "decode": (decode_main, ".nerv -> video"),
+    "info": (info_main, "describe a .nerv file"),
+    "demo": (demo_main, "encode + decode the bundled clip, print PSNR, bpp, times"),
+    "bench": (bench_main, "rate-distortion benchmark against x264/x265/SVT-AV1"),
+    "meta-train": (meta_train_main, "meta-learn an init from a folder of videos"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: nervc COMMAND [options]   (nervc COMMAND -h for help)", "", "commands:"]
+    lines += [f"  {name:11s} {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else EXIT_ERROR
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"nervc: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return COMMANDS[name][0](rest)
+    except SystemExit as e:  # argparse -h
+        return int(e.code or 0)
+    except NervcError as e:
+        print(f"nervc: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("nervc: interrupted (no partial output was written)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into head & co.
+        return 0
+    except MemoryError:
+        print("nervc: error: out of memory", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # a bug: one line for users, the traceback on request
+        if os.environ.get("NERVC_DEBUG"):
+            raise
+        print(f"nervc: internal error: {type(e).__name__}: {e} (set NERVC_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

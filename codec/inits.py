@@ -1,0 +1,35 @@
+"""Which init an encode starts from and which init a decode needs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from codec.errors import NervcError
+from metanerv.init_file import DEFAULT_INIT, InitFile, known_inits, load_init
+
+
+def resolve_init(spec: str | os.PathLike | InitFile | None) -> InitFile | None:
+    """``"default"`` (the shipped init), ``"random"``/None (no init), a path, or a loaded init."""
+    if isinstance(spec, InitFile):
+        return spec
+    if spec is None or str(spec) == "random":
+        return None
+    if str(spec) == "default":
+        if not DEFAULT_INIT.is_file():
+            raise NervcError(f"the shipped default init {DEFAULT_INIT} is missing; "
+                             "reinstall nervc or pass --init random|PATH")
+        return load_init(DEFAULT_INIT)
+    return load_init(Path(spec))
+
+
+def find_init(digest: bytes, extra: list[str | os.PathLike] | None = None) -> InitFile:
+    """The init whose content digest is ``digest``, among the shipped ones and ``extra``."""
+    for path in known_inits(extra):
+        try:
+            init = load_init(path)
+        except NervcError:
+            continue
+        if init.digest == digest:
+            return init
+    raise NervcError(f"this bitstream was encoded from init {digest.hex()[:16]}, which this decoder "
+                     "does not have; pass the init file with --init PATH")
