@@ -70,6 +70,17 @@ def parse_frame_range(spec: str | None) -> slice | None:
     return slice(a, b)
 
 
+def tidy_rate(rate: Fraction) -> Fraction:
+    """Snap a timestamp-derived rate (1000000/66667 for 15 fps AVI) to a simple rational.
+
+    Rates with denominators up to 1001 (NTSC 30000/1001 included) are kept exactly.
+    """
+    if rate.denominator <= 1001:
+        return rate
+    simple = rate.limit_denominator(100)
+    return simple if abs(simple - rate) / rate < 1e-4 else rate.limit_denominator(1_000_000)
+
+
 def parse_size(spec: str | None) -> tuple[int, int] | None:
     """``"WxH"`` -> (W, H)."""
     if spec is None:
@@ -139,10 +150,7 @@ def _read_with_pyav(p: Path, fps: Fraction | None, sel: slice) -> Video:
         stream = streams[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        # average_rate comes from timestamps (e.g. 1000000/66667 for 15 fps AVI): snap it to
-        # the nearest rate with a denominator <= 1001, which keeps NTSC 30000/1001 exact.
-        out_fps = fps or (Fraction(rate.numerator, rate.denominator).limit_denominator(1001)
-                          if rate else DEFAULT_FPS)
+        out_fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
 
         def gen() -> Iterator[np.ndarray]:
             for frame in container.decode(stream):

@@ -1,0 +1,24 @@
+"""Shared fixtures: where the real video lives and small encodes reused across tests."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(2)
+
+
+def manifest() -> list[dict]:
+    with open(DATA / "MANIFEST.tsv", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA.is_dir(), f"test data missing: {DATA} (see DEVELOPERS.md)"
+    return DATA
