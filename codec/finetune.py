@@ -26,6 +26,7 @@ from metanerv.model import NeRV, decode_param_names, frame_times
 @dataclass
 class FitSettings:
     steps: int = 600
+    qat_steps: int | None = None  # default: qat_fraction * steps
     lr: float = 5e-3
     batch: int = 8
     l1_weight: float = 0.7
@@ -86,23 +87,29 @@ def _train(model: NeRV, frames: Tensor, weights: Callable[[], dict[str, Tensor]]
     bar.close()
 
 
-def fit_gop(model: NeRV, frames: Tensor, init: dict[str, Tensor] | None, s: FitSettings,
-            progress: bool = True, label: str = "") -> list[CodedTensor]:
-    """Fit ``model`` to ``frames`` ``[n, 3, Hp, Wp]`` in [0, 1]; returns the coded tensors.
+def fit_weights(model: NeRV, frames: Tensor, s: FitSettings, progress: bool = True,
+                label: str = "") -> dict[str, Tensor]:
+    """Phase 1: fine-tune the decode weights of ``model`` on ``frames`` ``[n, 3, Hp, Wp]``."""
+    gen = torch.Generator().manual_seed(s.seed)
+    params = dict(model.named_parameters())
+    free = {k: params[k].detach().clone().requires_grad_(True) for k in decode_param_names(model)}
+    _train(model, frames, lambda: free, list(free.values()), s.steps, s.lr, s, gen,
+           f"fit{label}", progress)
+    return {k: v.detach() for k, v in free.items()}
+
+
+def code_weights(model: NeRV, frames: Tensor, weights: dict[str, Tensor],
+                 init: dict[str, Tensor] | None, s: FitSettings, progress: bool = True,
+                 label: str = "") -> list[CodedTensor]:
+    """Phase 2: per-tensor coding choice, global pruning and quantization-aware tuning.
 
     ``init`` holds the init's decode tensors (grid already resampled) for delta coding, or None.
     """
-    gen = torch.Generator().manual_seed(s.seed)
-    names = decode_param_names(model)
-    params = dict(model.named_parameters())
-    free = {k: params[k].detach().clone().requires_grad_(True) for k in names}
-    _train(model, frames, lambda: free, list(free.values()), s.steps, s.lr, s, gen,
-           f"fit{label}", progress)
-
-    # Per tensor: code the weights themselves or their difference from the init.
+    gen = torch.Generator().manual_seed(s.seed + 1)
+    names = list(weights)
     base, resid, modes = {}, {}, {}
     for k in names:
-        w = free[k].detach()
+        w = weights[k]
         candidates = [(0, torch.zeros_like(w))]
         if init is not None:
             candidates.append((1, init[k].to(w.device)))
@@ -116,7 +123,7 @@ def fit_gop(model: NeRV, frames: Tensor, init: dict[str, Tensor] | None, s: FitS
     def quantized() -> dict[str, Tensor]:
         return {k: base[k] + fake_quantize(resid[k] * masks[k], s.bits) for k in names}
 
-    qat_steps = int(round(s.steps * s.qat_fraction))
+    qat_steps = s.qat_steps if s.qat_steps is not None else int(round(s.steps * s.qat_fraction))
     if qat_steps:
         _train(model, frames, quantized, list(resid.values()), qat_steps, s.qat_lr, s, gen,
                f"prune+quant{label}", progress)

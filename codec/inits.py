@@ -22,9 +22,13 @@ def resolve_init(spec: str | os.PathLike | InitFile | None) -> InitFile | None:
     return load_init(Path(spec))
 
 
-def find_init(digest: bytes, extra: list[str | os.PathLike] | None = None) -> InitFile:
-    """The init whose content digest is ``digest``, among the shipped ones and ``extra``."""
-    for path in known_inits(extra):
+def find_init(digest: bytes, extra: list[str | os.PathLike | InitFile] | None = None) -> InitFile:
+    """The init whose content digest is ``digest``, among ``extra`` and the shipped ones."""
+    for given in extra or []:
+        if isinstance(given, InitFile) and given.digest == digest:
+            return given
+    paths = [e for e in (extra or []) if not isinstance(e, InitFile)]
+    for path in known_inits(paths):
         try:
             init = load_init(path)
         except NervcError:

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 class Rung:
     bits: int
     prune: float
-    steps: int
 
 
+# Rungs differ only after fine-tuning, so one fit serves every rung (``encode_ladder``).
 LADDER: dict[int, Rung] = {
-    1: Rung(bits=5, prune=0.6, steps=600),
-    2: Rung(bits=6, prune=0.4, steps=600),
-    3: Rung(bits=6, prune=0.2, steps=600),
-    4: Rung(bits=7, prune=0.1, steps=800),
-    5: Rung(bits=8, prune=0.0, steps=800),
+    1: Rung(bits=5, prune=0.6),
+    2: Rung(bits=6, prune=0.4),
+    3: Rung(bits=6, prune=0.2),
+    4: Rung(bits=7, prune=0.1),
+    5: Rung(bits=8, prune=0.0),
 }
+DEFAULT_STEPS = 600
 QUALITY_LEVELS: list[int] = sorted(LADDER)
 DEFAULT_QUALITY = 3
 DEFAULT_GOP = 120

@@ -93,3 +93,11 @@ def test_info_lists_every_section(tmp_path, capsys, bus):
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "GOP 0" in text and "GOP 1" in text and "head.weight" in text
+
+
+def test_ladder_from_one_fit_orders_rates(tmp_path, bus):
+    outs = {q: tmp_path / f"q{q}.nerv" for q in (1, 3, 5)}
+    res = codec.encode_ladder(bus, outs, steps=3, init="random", progress=False)
+    sizes = [res[q].num_bytes for q in (1, 3, 5)]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+    assert all(res[q].num_bytes == outs[q].stat().st_size for q in outs)
