@@ -125,6 +125,7 @@ def demo_main(argv: list[str]) -> int:
     p = _Parser(prog="nervc demo", description="Encode + decode the bundled clip.")
     p.add_argument("--frames", default=None, help="frame range (default: all 120 frames)")
     p.add_argument("-q", "--quality", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the encoder's)")
     p.add_argument("--keep", help="folder to keep demo.nerv and demo.mp4 in")
     a = p.parse_args(argv)
     clip = Path(__file__).resolve().parent / "data" / "carphone_qcif_120f.mp4"
@@ -134,7 +135,7 @@ def demo_main(argv: list[str]) -> int:
         video = read_video(clip, frames=_frames(a.frames))
         print(f"demo: {clip.name}, {video.num_frames} frames {video.width}x{video.height}")
         kw = {"quality": a.quality} if a.quality else {}
-        r = encode(video, work / "demo.nerv", overwrite=True, **kw)
+        r = encode(video, work / "demo.nerv", overwrite=True, steps=a.steps, **kw)
         d = decode(work / "demo.nerv", work / "demo.mp4", overwrite=True)
         print(f"encode: {r.num_bytes} bytes, {r.bpp:.4f} bpp, {r.encode_seconds:.1f} s (init {r.init})")
         print(f"decode: {d.decode_seconds:.2f} s ({d.fps_decoded:.1f} fps on {d.device})")
@@ -173,12 +174,25 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed on the way out."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else EXIT_ERROR
     name, rest = argv[0], argv[1:]
+    _terminate_as_interrupt()
     if name not in COMMANDS:
         print(f"nervc: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return EXIT_ERROR
