@@ -1,0 +1,143 @@
+"""Markdown summary of a results directory for the README (``nervc bench table``).
+
+Columns: PSNR at matched rates (each codec's curve interpolated at fixed bpp), BD-rate vs
+x264 and vs x265 (per clip, then the mean over the clips where the curves overlap), encode
+seconds per frame (mean over points) and decode frames per second (all frames decoded / all
+decode seconds). Per-clip BD-rate tables follow the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from benchmarks.bdrate import bd_rate
+from benchmarks.results import METRICS, ResultsError, codec_order, curves, load_records
+
+ANCHORS = ("x264", "x265")
+DEFAULT_BPP = (0.05, 0.1, 0.2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nervc bench table", description=(
+        "Markdown table of benchmark results: quality at matched bpp, BD-rate vs x264/x265, "
+        "encode s/frame, decode fps."))
+    p.add_argument("results", type=Path, help="results directory written by nervc bench")
+    p.add_argument("-o", "--output", type=Path, help="write the markdown here (default: stdout)")
+    p.add_argument("--metric", choices=sorted(METRICS), default="psnr_rgb",
+                   help="quality measure for matched-rate columns and BD-rate")
+    p.add_argument("--bpp", default=",".join(str(b) for b in DEFAULT_BPP),
+                   help="comma-separated rates (bpp) at which to report quality")
+    p.add_argument("--protocol", help="protocol to tabulate when the directory holds several")
+    p.add_argument("--no-per-clip", action="store_true", help="summary table only")
+    return p
+
+
+def quality_at(recs: list[dict], bpp: float, metric: str) -> float | None:
+    """Metric at ``bpp`` by PCHIP in log(bpp) within the measured range (no extrapolation)."""
+    pts = sorted({r["bpp"]: r[metric] for r in recs}.items())
+    if len(pts) < 2 or not pts[0][0] <= bpp <= pts[-1][0]:
+        return None
+    x = np.log([p[0] for p in pts])
+    y = np.array([p[1] for p in pts])
+    return float(PchipInterpolator(x, y)(math.log(bpp)))
+
+
+def _fmt(v: float | None, spec: str, k: int, n: int, suffix: str = "") -> str:
+    if v is None or k == 0:
+        return "n/a"
+    text = f"{v:{spec}}{suffix}"
+    return text if k == n else f"{text} ({k}/{n})"
+
+
+def _mean(vals: list[float | None]) -> tuple[float | None, int]:
+    ok = [v for v in vals if v is not None]
+    return (sum(ok) / len(ok) if ok else None), len(ok)
+
+
+def bd_rates(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, float | None]:
+    """Per clip BD-rate (%) of ``codec`` vs ``anchor``; None when either is missing or disjoint."""
+    out = {}
+    for clip, by_codec in by_clip.items():
+        a, t = by_codec.get(anchor), by_codec.get(codec)
+        if not a or not t:
+            out[clip] = None
+            continue
+        out[clip] = bd_rate([r["bpp"] for r in a], [r[metric] for r in a],
+                            [r["bpp"] for r in t], [r[metric] for r in t])
+    return out
+
+
+def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAULT_BPP,
+          protocol: str | None = None, per_clip: bool = True) -> str:
+    """The markdown text."""
+    recs = load_records(results, protocol)
+    by_clip = curves(recs, metric)
+    clips = list(by_clip)
+    n = len(clips)
+    names = codec_order({r["codec"] for r in recs})
+    unit = "" if metric == "ms_ssim" else " dB"
+    spec = ".4f" if metric == "ms_ssim" else ".2f"
+    lines = [f"Protocol {recs[0]['protocol']}, {n} clips; quality = {METRICS[metric]}; "
+             "BD-rate: PCHIP over the shared quality range, negative = fewer bits; "
+             "(k/n) = mean over the k of n clips where the curves overlap; quality at a rate is "
+             "interpolated (PCHIP in log bpp, never extrapolated) and shown only when every clip "
+             "reaches that rate.", ""]
+    head = ["codec", *[f"{metric.replace('_', ' ').upper()} @ {b:g} bpp" for b in bpps],
+            *[f"BD-rate vs {a}" for a in ANCHORS], "encode s/frame", "decode fps"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for codec in names:
+        row = [codec]
+        for b in bpps:  # a mean over a subset of clips would not compare across codecs
+            v, k = _mean([quality_at(by_clip[c].get(codec, []), b, metric) for c in clips])
+            row.append(_fmt(v, spec, k, n, unit) if k == n else f"n/a ({k}/{n})")
+        for a in ANCHORS:
+            v, k = _mean(list(bd_rates(by_clip, codec, a, metric).values()))
+            row.append(_fmt(v, "+.1f", k, n, " %"))
+        mine = [r for r in recs if r["codec"] == codec]
+        enc = sum(r["encode_seconds_per_frame"] for r in mine) / len(mine)
+        fps = sum(r["num_frames"] for r in mine) / max(sum(r["decode_seconds"] for r in mine), 1e-9)
+        row += [f"{enc:.3g}", f"{fps:.3g}"]
+        lines.append("| " + " | ".join(row) + " |")
+    versions = {r["codec"]: r["version"] for r in recs}
+    lines += ["", "Versions: " + "; ".join(f"{c}: {versions[c]}" for c in names) + "."]
+    if per_clip:
+        for a in ANCHORS:
+            others = [c for c in names if c != a]
+            if not any(a in by_clip[c] for c in clips):
+                continue
+            lines += ["", f"BD-rate vs {a} per clip ({METRICS[metric]}):", "",
+                      "| clip | " + " | ".join(others) + " |", "|" + "---|" * (len(others) + 1)]
+            table_vals = {c: bd_rates(by_clip, c, a, metric) for c in others}
+            for clip in clips:
+                cells = [_fmt(table_vals[c][clip], "+.1f", 1, 1, " %") for c in others]
+                lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        bpps = [float(b) for b in args.bpp.split(",") if b.strip()]
+    except ValueError:
+        print(f"nervc bench table: bad --bpp {args.bpp!r}", file=sys.stderr)
+        return 2
+    try:
+        text = table(args.results, args.metric, bpps, args.protocol, not args.no_per_clip)
+    except ResultsError as e:
+        print(f"nervc bench table: {e}", file=sys.stderr)
+        return 2
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

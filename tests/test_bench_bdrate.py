@@ -1,0 +1,60 @@
+"""Bjøntegaard delta rate (PCHIP) on cases with known answers."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.bdrate import bd_psnr, bd_rate, overlap
+
+ANCHOR_R = [9487.76, 4593.60, 2486.44, 1358.24]
+ANCHOR_Q = [40.037, 38.615, 36.845, 34.851]
+
+
+def test_same_curve_with_rate_scaled_by_0_9_is_minus_10_percent():
+    assert bd_rate(ANCHOR_R, ANCHOR_Q, [r * 0.9 for r in ANCHOR_R], ANCHOR_Q) == pytest.approx(-10.0)
+    assert bd_rate(ANCHOR_R, ANCHOR_Q, [r * 1.1 for r in ANCHOR_R], ANCHOR_Q) == pytest.approx(10.0)
+    assert bd_rate(ANCHOR_R, ANCHOR_Q, ANCHOR_R, ANCHOR_Q) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_published_x265_example():
+    # Example data of FAU-LMS/bjontegaard (x265 at two presets); the expected values are what
+    # its PCHIP mode (bjontegaard 1.3.0, stated to match the JCTVC-L1100 / JVET Excel sheet
+    # to 10 decimals) returns for these points.
+    rate_test = [9787.80, 4469.00, 2451.52, 1356.24]
+    psnr_test = [40.121, 38.651, 36.970, 34.987]
+    assert bd_rate(ANCHOR_R, ANCHOR_Q, rate_test, psnr_test) == pytest.approx(-4.417485350589045, abs=1e-9)
+    assert bd_psnr(ANCHOR_R, ANCHOR_Q, rate_test, psnr_test) == pytest.approx(0.11969278542479489, abs=1e-9)
+
+
+def test_hand_computed_linear_curves():
+    # Collinear points are interpolated exactly by PCHIP, so the integral is elementary:
+    # anchor log10 R = 0.1 P - 2 on P in [30, 36]; test log10 R = 0.08 P - 1.4 on [31, 37].
+    # Shared range [31, 36]; mean gap = 0.6 - 0.02 * 33.5 = -0.07 -> 10**-0.07 - 1.
+    pa = [30.0, 32.0, 34.0, 36.0]
+    pt = [31.0, 33.0, 35.0, 37.0]
+    ra = [10 ** (0.1 * p - 2) for p in pa]
+    rt = [10 ** (0.08 * p - 1.4) for p in pt]
+    assert bd_rate(ra, pa, rt, pt) == pytest.approx((10 ** -0.07 - 1) * 100, abs=1e-9)
+
+
+def test_order_of_points_does_not_matter():
+    rate_test = [1356.24, 9787.80, 2451.52, 4469.00]
+    psnr_test = [34.987, 40.121, 36.970, 38.651]
+    assert bd_rate(ANCHOR_R[::-1], ANCHOR_Q[::-1], rate_test, psnr_test) == pytest.approx(-4.417485350589045)
+
+
+def test_disjoint_curves_give_none():
+    assert bd_rate([1, 2, 4], [20, 22, 24], [1, 2, 4], [30, 32, 34]) is None
+    assert overlap([20, 24], [30, 34]) is None
+    assert overlap([20, 31], [30, 34]) == (30, 31)
+
+
+def test_bd_psnr_of_constant_shift():
+    assert bd_psnr(ANCHOR_R, ANCHOR_Q, ANCHOR_R, [q + 0.5 for q in ANCHOR_Q]) == pytest.approx(0.5)
+
+
+def test_rejects_non_positive_rates():
+    with pytest.raises(ValueError):
+        bd_rate([0, 1, 2], [1, 2, 3], [1, 2, 3], [1, 2, 3])
+    assert math.isfinite(bd_rate([1, 2, 3], [1, 2, 3], [1, 2, 3], [1.5, 2.5, 3.5]))

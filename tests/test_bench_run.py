@@ -1,0 +1,78 @@
+"""End to end: ``nervc bench --quick`` writes records that resume, plot and tabulate."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench, codecs
+from benchmarks.protocol import QUICK_PROTOCOL_VERSION
+
+FIELDS = {"protocol", "clip", "codec", "version", "point", "options", "bitstream", "num_bytes",
+          "bits", "width", "height", "num_frames", "bpp", "psnr_rgb", "psnr_y", "psnr_u",
+          "psnr_v", "psnr_yuv", "ms_ssim", "encode_seconds", "decode_seconds", "decode_fps"}
+
+
+def _quick_codecs() -> list[str]:
+    """Every codec that can run here: nervc-meta needs the shipped init."""
+    names = list(codecs.TRADITIONAL)
+    if codecs.nervc_available():
+        names.append("nervc-random")
+        from metanerv.init_file import DEFAULT_INIT
+        if DEFAULT_INIT.is_file():
+            names.append("nervc-meta")
+    return names
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("rd")
+    names = _quick_codecs()
+    rc = bench.main(["--quick", "--results", str(out), "--codecs", ",".join(names), "--no-progress"])
+    assert rc == 0
+    return out, names
+
+
+def test_quick_run_writes_one_record_per_point(quick_results):
+    out, names = quick_results
+    recs = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert len(recs) == 2 * 2 * len(names)  # 2 clips x 2 points x codecs
+    for r in recs:
+        assert FIELDS <= r.keys()
+        assert r["protocol"] == QUICK_PROTOCOL_VERSION
+        bs = out / r["clip"] / r["codec"] / r["bitstream"]
+        size = bs.stat().st_size
+        assert r["num_bytes"] == size
+        assert r["bpp"] == pytest.approx(8 * size / (r["width"] * r["height"] * r["num_frames"]))
+        assert 5 < r["psnr_rgb"] < 100 and 0 < r["ms_ssim"] <= 1
+        assert r["encode_seconds"] > 0 and r["decode_fps"] > 0
+
+
+def test_second_run_reuses_everything(quick_results, capsys):
+    out, names = quick_results
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    assert bench.main(["--quick", "--results", str(out), "--codecs", ",".join(names), "--no-progress"]) == 0
+    assert "0 to run" in capsys.readouterr().err
+    assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+
+
+def test_narrowing_and_dry_run(quick_results, capsys):
+    out, _ = quick_results
+    args = ["--quick", "--results", str(out), "--codecs", "x264", "--clips", "carphone_crop96x80",
+            "--points", "crf32", "--dry-run", "--force"]
+    assert bench.main(args) == 0
+    assert capsys.readouterr().out.split() == ["run", "carphone_crop96x80", "x264", "crf32"]
+    assert bench.main(["--quick", "--results", str(out), "--codecs", "vp9"]) == 2
+
+
+def test_plot_and_table(quick_results, tmp_path, capsys):
+    out, names = quick_results
+    png = tmp_path / "rd.png"
+    assert bench.main(["plot", str(out), "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bench.main(["table", str(out), "--bpp", "0.5"]) == 0
+    text = capsys.readouterr().out
+    for name in names:
+        assert f"| {name} |" in text
+    assert "BD-rate vs x265" in text
