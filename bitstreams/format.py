@@ -38,15 +38,39 @@ MAX_EMBED = 1024
 MAX_GRID_CHANNELS = 256
 MAX_ANCHORS = 64
 MAX_DECODE_PARAMS = 32_000_000
+MAX_MACS_PER_PIXEL = 1_000_000  # decode cost: multiply-accumulates per output pixel
 MIN_BITS, MAX_BITS = 2, 10
 MAX_FILE_BYTES = 1 << 31
 MAX_HEADER_BYTES = 1024
+MAX_VARINT_BYTES = 5  # a frequency count is < 2**32
+ANS_PRECISION = 24  # bits: no symbol costs more than this (see max_words)
 
 _FIXED = struct.Struct("<4sBBHHHIIIII32sBfHHBB")  # through n_blocks
 
 
 class BitstreamError(NervcError):
     """The file is not a valid ``.nerv`` bitstream of a version this decoder reads."""
+
+
+def macs_per_pixel(config: NeRVConfig) -> float:
+    """Multiply-accumulates per (padded) output pixel of the decode network.
+
+    Block ``j`` runs a 3x3 conv with ``C_in * C_j * s_j**2`` filters at ``1 / prod(s_j..)**2``
+    of the output resolution; the head is a 3x3 conv to RGB at full resolution. The per-frame
+    MLP and FiLM layers do not grow with the frame size and are left out.
+    """
+    total, c_in = 27.0 * config.channels[-1], config.grid_channels
+    for j, (c, s) in enumerate(zip(config.channels, config.strides)):
+        down = math.prod(config.strides[j:])
+        total += c_in * c * 9.0 * s * s / (down * down)
+        c_in = c
+    return total
+
+
+def max_words(numel: int) -> int:
+    """Most 32-bit ANS words ``numel`` symbols can take: each costs at most 24 bits, plus the
+    coder's 64-bit state."""
+    return -(-(ANS_PRECISION * numel + 64) // 32)
 
 
 @dataclass
@@ -141,19 +165,40 @@ def encode_gop(g: GopRecord) -> bytes:
     return struct.pack("<BII", SECTION_GOP, len(payload), zlib.crc32(payload)) + payload
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecord]) -> int:
-    """Write header and GOP sections atomically (temp file + rename); returns bytes written."""
+    """Write header and GOP sections atomically; returns bytes written.
+
+    The bytes go to a hidden ``.NAME.XXXXXXXX.tmp`` in the target directory, are flushed to
+    disk, get the permissions a plain ``open()`` would have given (``mkstemp`` makes 0600), and
+    are renamed over ``path``: a reader sees the old file or the complete new one, never a
+    partial one. Any exception (KeyboardInterrupt included) removes the temporary file; only a
+    hard kill (SIGKILL, power loss) can leave it behind. OS errors become a NervcError.
+    """
     data = encode_header(header) + b"".join(encode_gop(g) for g in gops)
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    if p.is_dir():
+        raise NervcError(f"{p}: is a directory")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as e:
+        raise NervcError(f"{p}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return len(data)
 
 
@@ -178,15 +223,16 @@ class _Cursor:
         return s.unpack(self.take(s.size))
 
     def varint(self) -> int:
-        n, shift = 0, 0
-        while True:
+        """LEB128 of at most MAX_VARINT_BYTES bytes and value < 2**32."""
+        n = 0
+        for i in range(MAX_VARINT_BYTES):
             (b,) = self.take(1)
-            n |= (b & 0x7F) << shift
+            n |= (b & 0x7F) << (7 * i)
             if not b & 0x80:
+                if n > 0xFFFFFFFF:
+                    raise BitstreamError(f"{self.what}: varint value {n} exceeds 32 bits")
                 return n
-            shift += 7
-            if shift > 35:
-                raise BitstreamError(f"{self.what}: varint longer than 5 bytes")
+        raise BitstreamError(f"{self.what}: varint longer than {MAX_VARINT_BYTES} bytes")
 
     @property
     def left(self) -> int:
@@ -234,9 +280,14 @@ def decode_header(data: bytes) -> tuple[Header, int]:
                         grid_anchors=anchors, channels=channels, strides=strides)
     header = Header(width, height, frames, Fraction(fps_n, fps_d), gop_frames, num_gops, config, digest)
     gh, gw = header.grid_hw
-    _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS, "grid too large")
+    _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS,
+           f"grid of {anchors}x{grid_c}x{gh}x{gw} values exceeds the limit of {MAX_DECODE_PARAMS}")
     n_params = sum(math.prod(s) for _, s in decode_param_shapes(config, header.grid_hw))
-    _check(n_params <= MAX_DECODE_PARAMS, f"model of {n_params} parameters exceeds the limit")
+    _check(n_params <= MAX_DECODE_PARAMS,
+           f"model of {n_params} parameters exceeds the limit of {MAX_DECODE_PARAMS}")
+    mpp = macs_per_pixel(config)
+    _check(mpp <= MAX_MACS_PER_PIXEL, f"model costs {mpp:.0f} multiply-accumulates per pixel, "
+                                      f"more than the limit of {MAX_MACS_PER_PIXEL}")
     return header, hlen + 4
 
 
@@ -254,12 +305,19 @@ class BitstreamReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        try:
+            self._open()
+        except OSError as e:  # unreadable, vanished, permissions, I/O error...
+            raise BitstreamError(f"{self.path}: cannot read ({e.strerror or e})") from None
+
+    def _open(self) -> None:
         if not self.path.exists():
             raise BitstreamError(f"{self.path}: no such file")
         if not self.path.is_file():
             raise BitstreamError(f"{self.path}: not a file")
         self.size = self.path.stat().st_size
-        _check(self.size <= MAX_FILE_BYTES, f"{self.path}: larger than {MAX_FILE_BYTES} bytes")
+        self._check(self.size > 0, "empty file, not a .nerv bitstream")
+        self._check(self.size <= MAX_FILE_BYTES, f"larger than {MAX_FILE_BYTES} bytes")
         with open(self.path, "rb") as f:
             head = f.read(MAX_HEADER_BYTES + 4)
             try:
@@ -269,6 +327,10 @@ class BitstreamReader:
             self.shapes = decode_param_shapes(self.header.config, self.header.grid_hw)
             self.sections: list[_SectionIndex] = []
             expected_first = 0
+            # Each section takes at least 9 + 10 bytes: a header that claims more GOPs than
+            # that can hold is refused before walking them.
+            self._check(self.header.num_gops * 19 <= self.size - pos,
+                        f"truncated: {self.header.num_gops} GOPs cannot fit in {self.size - pos} bytes")
             for i in range(self.header.num_gops):
                 f.seek(pos)
                 sh = f.read(9)
@@ -298,9 +360,12 @@ class BitstreamReader:
     def read_gop(self, index: int) -> GopRecord:
         """Parse and validate GOP ``index`` (CRC, shapes, symbol tables) without decoding it."""
         s = self.sections[index]
-        with open(self.path, "rb") as f:
-            f.seek(s.offset)
-            payload = f.read(s.length)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(s.offset)
+                payload = f.read(s.length)
+        except OSError as e:
+            raise BitstreamError(f"{self.path}: cannot read ({e.strerror or e})") from None
         self._check(len(payload) == s.length, f"section {index}: truncated")
         self._check(zlib.crc32(payload) == s.crc, f"section {index}: CRC mismatch (file corrupted)")
         try:
@@ -338,6 +403,8 @@ class BitstreamReader:
                                                f"tensor has {numel} entries")
             (n_words,) = cur.unpack("I")
             _check(4 * n_words <= cur.left, f"{w}: declares {n_words} words, {cur.left // 4} present")
+            _check(n_words <= max_words(numel) and (n_sym > 1 or n_words == 0),
+                   f"{w}: {n_words} coded words for {numel} entries of {n_sym} symbols")
             words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
             gop.tensors.append(TensorRecord(mode, bits, tuple(shape), scales, sym_lo,
                                             counts.astype(np.uint32), words))

@@ -3,12 +3,22 @@
 Weights are reconstructed on the CPU in float32 (so they are bit-identical on every machine)
 and then moved to the decode device: CUDA when present (``device="auto"``), else the CPU.
 Only the GOPs that hold the requested frames are read and decoded.
+
+Hostile input: the reader validates every field before anything is allocated; then, before
+any weight or frame buffer is made, the memory the requested decode needs (the output frames
+plus one forward pass) is checked against a budget (``NERVC_DECODE_MEMORY``, default 3/4 of the
+physical memory), and the batch is shrunk to fit. A NeRV stream can claim millions of frames
+for a few bytes, so this is what stops a decompression bomb: the user gets one NervcError
+suggesting ``--frames`` instead of an out-of-memory kill.
 """
 from __future__ import annotations
 
+import math
 import os
+import re
+import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -16,13 +26,15 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from bitstreams import BitstreamError, BitstreamReader, GopRecord
+from bitstreams import BitstreamError, BitstreamReader, GopRecord, Header
 from codec.entropy import EntropyError, decode_levels
 from codec.errors import NervcError
 from codec.inits import find_init
 from codec.quantize import dequantize
 from codec.video_io import check_output, write_video
-from metanerv.model import NeRV, build_model, frame_times, init_state_for
+from metanerv.model import NeRV, NeRVConfig, build_model, frame_times, init_state_for
+
+MEMORY_ENV = "NERVC_DECODE_MEMORY"
 
 
 @dataclass
@@ -46,6 +58,105 @@ def pick_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
     return torch.device(device)
+
+
+def decode_memory_limit() -> int:
+    """Bytes a decode may plan to use: ``$NERVC_DECODE_MEMORY`` (e.g. ``512M``, ``8G``) or 3/4
+    of the physical memory (8 GiB when that cannot be read)."""
+    spec = os.environ.get(MEMORY_ENV, "").strip()
+    if spec:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", spec.lower())
+        if not m:
+            raise NervcError(f"{MEMORY_ENV}={spec!r}: expected a size such as 512M or 8G")
+        return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.1f} MiB"
+
+
+def frame_activation_bytes(config: NeRVConfig, height: int, width: int) -> int:
+    """Generous estimate of the float32 memory one frame needs in a forward pass.
+
+    Per block: the input (and an im2col-sized copy of it, 9x) plus conv output, FiLM and GELU
+    results at the block's output resolution; the largest block dominates.
+    """
+    s = config.total_stride
+    ph, pw = -(-height // s) * s, -(-width // s) * s
+    worst, c_in = 3 * 3 * ph * pw, config.grid_channels
+    for j, (c, st) in enumerate(zip(config.channels, config.strides)):
+        out_px = ph * pw // math.prod(config.strides[j + 1:]) ** 2
+        in_px = out_px // (st * st)
+        worst = max(worst, 10 * c_in * in_px + 4 * c * out_px)
+        c_in = c
+    return 4 * worst
+
+
+def plan_memory(header: Header, num_frames: int, batch: int, path) -> int:
+    """Check the decode fits the memory budget before allocating; returns the batch to use."""
+    limit = decode_memory_limit()
+    frames_bytes = num_frames * header.height * header.width * 3
+    per_frame = frame_activation_bytes(header.config, header.height, header.width)
+    params = sum(math.prod(s) for _, s in _shapes(header)) * 4 * 4  # levels, weights, model, init
+    if frames_bytes + params + per_frame > limit:
+        hint = "; decode fewer frames with --frames a:b" if num_frames > 1 else ""
+        raise NervcError(f"{path}: decoding {num_frames} frame(s) of {header.width}x{header.height} "
+                         f"needs about {_gib(frames_bytes + params + per_frame)}, more than the "
+                         f"decode memory limit of {_gib(limit)} (set {MEMORY_ENV} to change it){hint}")
+    return max(1, min(batch, (limit - frames_bytes - params) // per_frame))
+
+
+def _shapes(header: Header):
+    from metanerv.model import decode_param_shapes
+    return decode_param_shapes(header.config, header.grid_hw)
+
+
+def _f32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict[str, Tensor]:
+    """The init tensors (grid resized) a delta-coded stream refers to, found and checked.
+
+    Init files are input too: the file with the right digest must also have the header's
+    configuration and every decode tensor with the right shape, or the decode stops here with
+    a NervcError naming the init.
+    """
+    want = header.init_digest.hex()[:16]
+    try:
+        init_file = find_init(header.init_digest, paths)
+    except NervcError:
+        tried = ", ".join(str(p) for p in (paths or [])) or "none given"
+        raise NervcError(f"{path}: encoded with init {want}, which this decoder does not have "
+                         f"(init files given: {tried}); pass that init file with --init PATH") from None
+    except Exception as e:  # noqa: BLE001 - an unreadable init file must not crash the decoder
+        raise NervcError(f"{path}: cannot load the init files ({type(e).__name__}: {e})") from None
+    cfg = init_file.config
+    try:
+        same = replace(cfg, pe_base=_f32(cfg.pe_base)) == header.config  # the header stores an f32
+    except (TypeError, ValueError, OverflowError, struct.error):
+        same = False
+    if not same:
+        raise BitstreamError(f"{path}: init {init_file.name} has a different model configuration")
+    state = init_file.state
+    for name, shape in _shapes(header):
+        t = state.get(name)
+        ok = isinstance(t, Tensor) and t.is_floating_point() and t.dim() == len(shape)
+        if ok and name == "grid":
+            ok = tuple(t.shape[:2]) == shape[:2] and t.shape[2] >= 1 and t.shape[3] >= 1
+        elif ok:
+            ok = tuple(t.shape) == shape
+        if not ok:
+            got = tuple(t.shape) if isinstance(t, Tensor) else "missing"
+            raise NervcError(f"init {init_file.name}: tensor {name} is {got}, the model needs {shape}")
+    try:
+        return init_state_for({k: state[k] for k, _ in _shapes(header)}, header.grid_hw)
+    except (RuntimeError, ValueError) as e:
+        raise NervcError(f"init {init_file.name}: cannot use its grid ({e})") from None
 
 
 def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
@@ -79,9 +190,11 @@ def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Te
 
 @torch.no_grad()
 def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width: int,
-           device: torch.device, batch: int = 8) -> np.ndarray:
-    """Frames ``indices`` (within the GOP) as uint8 ``[n, H, W, 3]``."""
-    out = np.empty((len(indices), height, width, 3), np.uint8)
+           device: torch.device, batch: int = 8, out: np.ndarray | None = None) -> np.ndarray:
+    """Frames ``indices`` (within the GOP) as uint8 ``[n, H, W, 3]``, written into ``out``
+    when given (a view of the caller's buffer: no second copy of the frames)."""
+    if out is None:
+        out = np.empty((len(indices), height, width, 3), np.uint8)
     for i in range(0, len(indices), batch):
         idx = indices[i:i + batch]
         y = model(frame_times(idx, gop_frames).to(device))[:, :, :height, :width]
@@ -102,23 +215,23 @@ def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
     sel = range(h.num_frames)[frames or slice(None)]
     if len(sel) == 0 or sel.step != 1:
         raise NervcError(f"frame range selects no frames of the {h.num_frames} in {path}")
-    init_state = None
-    if h.has_init:
-        init_file = find_init(h.init_digest, init)
-        if init_file.config != h.config:
-            raise BitstreamError(f"{path}: init {init_file.name} has a different model configuration")
-        init_state = init_state_for(init_file.state, h.grid_hw)
-    chunks = []
+    batch = plan_memory(h, len(sel), max(1, batch), path)
+    init_state = init_state_for_header(h, init, path) if h.has_init else None
+    out = np.empty((len(sel), h.height, h.width, 3), np.uint8)
     gops = range(reader.gop_for_frame(sel.start), reader.gop_for_frame(sel.stop - 1) + 1)
     for g in tqdm(gops, desc="decode", unit="GOP", disable=not progress):
         sec = reader.sections[g]
         model = load_gop_model(reader, g, init_state).to(dev)
         lo, hi = max(sel.start, sec.first_frame), min(sel.stop, sec.first_frame + sec.num_frames)
         idx = [i - sec.first_frame for i in range(lo, hi)]
-        chunks.append(render(model, idx, sec.num_frames, h.height, h.width, dev, batch))
+        render(model, idx, sec.num_frames, h.height, h.width, dev, batch, out=out[lo - sel.start:hi - sel.start])
+        del model
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    result = DecodeResult(np.concatenate(chunks), h.fps, sel.start, time.perf_counter() - start, dev.type)
+    result = DecodeResult(out, h.fps, sel.start, time.perf_counter() - start, dev.type)
     if output is not None:
-        write_video(output, result.frames, h.fps, h.width, h.height, overwrite=overwrite)
+        try:
+            write_video(output, result.frames, h.fps, h.width, h.height, overwrite=overwrite)
+        except OSError as e:
+            raise NervcError(f"{output}: cannot write ({e.strerror or e})") from None
     return result

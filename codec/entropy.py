@@ -36,25 +36,46 @@ def encode_levels(levels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def decode_levels(lo: int, counts: np.ndarray, words: np.ndarray, numel: int) -> np.ndarray:
-    """Inverse of ``encode_levels``; raises EntropyError on any inconsistency."""
-    counts = np.asarray(counts, dtype=np.uint64)
-    if int(counts.sum()) != numel or numel == 0:
+    """Inverse of ``encode_levels``; raises EntropyError on any inconsistency.
+
+    Nothing that comes from the data reaches constriction unchecked: the table must be a
+    non-empty 1-D array of counts summing to ``numel``, and any exception constriction raises on
+    crafted words, including a Rust panic (pyo3's PanicException derives from BaseException),
+    becomes an EntropyError. The decoded symbols must lie in the table's range, reproduce its
+    histogram exactly and consume every word.
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or len(counts) == 0 or counts.dtype.kind not in "ui":
+        raise EntropyError("malformed frequency table")
+    if counts.dtype.kind == "i" and int(counts.min()) < 0:
+        raise EntropyError("negative count in the frequency table")
+    counts = counts.astype(np.uint64)
+    if numel <= 0 or int(counts.sum()) != numel:
         raise EntropyError("frequency table does not match the tensor size")
+    words = np.asarray(words)
+    if words.ndim != 1 or (len(words) and words.dtype != np.uint32):
+        raise EntropyError("malformed coded words")
     if len(counts) == 1:
         if len(words):
             raise EntropyError("single-symbol tensor carries coded words")
         return np.full(numel, lo, dtype=np.int64)
     try:
+        model = _model(counts)
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
-        symbols = coder.decode(_model(counts), numel)
+        symbols = np.asarray(coder.decode(model, numel))
         exhausted = coder.is_empty()
-    except BaseException as e:  # constriction raises ValueError/AssertionError or a Rust panic
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - ValueError, AssertionError or a Rust panic
         raise EntropyError(f"corrupted entropy-coded data ({type(e).__name__})") from None
-    symbols = np.asarray(symbols, dtype=np.int64)
+    if symbols.shape != (numel,):
+        raise EntropyError("entropy decoder returned the wrong number of symbols")
+    if int(symbols.min()) < 0 or int(symbols.max()) >= len(counts):
+        raise EntropyError("decoded symbol outside the frequency table (corrupted data)")
     if not np.array_equal(np.bincount(symbols, minlength=len(counts)), counts.astype(np.int64)):
         raise EntropyError("decoded symbols do not match their frequency table (corrupted data)")
     if not exhausted:
         raise EntropyError("unconsumed entropy-coded data (corrupted data)")
-    return symbols + lo
+    levels = symbols.astype(np.int64)
+    levels += lo
+    return levels
