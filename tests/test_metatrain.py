@@ -1,0 +1,120 @@
+"""Meta-training end to end on a tiny model: init output, resume, two-process all-reduce,
+and the adaptation benchmark on a tiny setting."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from benchmarks import adaptation
+from metanerv import train
+from metanerv.checkpoint import load_checkpoint
+from metanerv.init_file import load_init, save_init
+from metanerv.model import build_model
+
+from tests.conftest import DATA
+
+CLIPS = ("bus_qcif_30f.264", "desk_320x240_36f.mp4")
+TINY_ARGS = ["--tiny", "--sides", "32,48", "--frames", "4", "--frames-start", "2", "--batch", "3",
+             "--inner-steps", "2", "--max-frames", "8", "--short-side", "64", "--quiet",
+             "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("clips")
+    for name in CLIPS:
+        (d / name).symlink_to(DATA / "fixtures" / name)
+    return d
+
+
+def _argv(clip_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [str(clip_dir), "--out", str(out), *TINY_ARGS, *extra]
+
+
+def test_writes_a_loadable_init(clip_dir, tmp_path):
+    out = tmp_path / "init.safetensors"
+    assert train.main(_argv(clip_dir, out, "--steps", "2", "--algo", "maml", "--learn-lr")) == 0
+    init = load_init(out)
+    assert init.info["algorithm"] == "maml" and init.info["steps"] == 2
+    assert set(init.info) >= {"command", "seconds", "machine", "data", "inner_lrs"}
+    assert init.info["data"] == str(clip_dir.resolve())
+    model = build_model(init.config, (3, 5), init.state)  # any grid size
+    assert model(torch.tensor([0.0, 1.0])).shape == (2, 3, 48, 80)
+    assert train.main(_argv(clip_dir, tmp_path / "x.safetensors")) == 1  # no budget
+
+
+def test_resume_continues_exactly(clip_dir, tmp_path):
+    full = tmp_path / "full.safetensors"
+    part = tmp_path / "part.safetensors"
+    common = ("--algo", "fomaml", "--inner-opt", "adam", "--learn-lr", "--seed", "3")
+    train.main(_argv(clip_dir, full, "--steps", "4", *common))
+    train.main(_argv(clip_dir, part, "--steps", "4", "--stop-after", "2", *common))
+    tensors, state = load_checkpoint(str(part) + ".ckpt")
+    assert state["step"] == 2 and any(k.startswith("optim.") for k in tensors)
+    train.main(_argv(clip_dir, part, "--steps", "4", "--resume", *common))
+    a, b = load_init(full), load_init(part)
+    assert b.info["steps"] == 4
+    for k in a.state:
+        assert torch.allclose(a.state[k], b.state[k], atol=1e-6), k
+    assert not torch.equal(load_init(full).state["head.weight"],
+                           build_model(a.config, (8, 8), seed=3).head.weight.detach())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, argv: list[str], dump: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    opts = train.build_parser().parse_args(argv)
+    try:
+        state = train.run(opts, argv)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    save_file({k: v.contiguous() for k, v in state.items()}, f"{dump}.{rank}.safetensors")
+
+
+def test_two_processes_keep_identical_params(clip_dir, tmp_path):
+    out = tmp_path / "dist.safetensors"
+    argv = _argv(clip_dir, out, "--steps", "3", "--algo", "reptile")
+    dump = str(tmp_path / "rank")
+    mp.start_processes(_worker, args=(2, _free_port(), argv, dump), nprocs=2, join=True,
+                       start_method="spawn")
+    r0, r1 = load_file(f"{dump}.0.safetensors"), load_file(f"{dump}.1.safetensors")
+    start = build_model(train.tiny_config(), (8, 8), seed=0).state_dict()
+    assert any(not torch.equal(r0[k], start[k]) for k in r0)  # it trained
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    init = load_init(out)
+    assert init.info["tasks"] == 6 and "2 process" in init.info["machine"]
+
+
+def test_adaptation_benchmark_tiny(clip_dir, tmp_path):
+    init = tmp_path / "tiny.safetensors"
+    model = build_model(train.tiny_config(), (2, 2), seed=0)
+    save_init(init, train.tiny_config(), model.state_dict(), {"note": "test"})
+    js, png = tmp_path / "a.json", tmp_path / "a.png"
+    rc = adaptation.main(["--data", str(clip_dir), "--init", f"tiny={init}", "--init", "random=random",
+                          "--steps", "0,2,4", "--frames", "3", "--batch", "2", "--max-side", "40",
+                          "--threads", "1", "--jobs", "2", "--out-json", str(js), "--out-png", str(png),
+                          "--quiet"])
+    assert rc == 0 and png.stat().st_size > 1000
+    res = json.loads(js.read_text())
+    assert set(res["clips"]) == set(CLIPS) and res["steps"] == [0, 2, 4]
+    for clip in res["clips"].values():
+        assert max(clip["height"], clip["width"]) <= 40
+        for curve in clip["psnr"].values():
+            assert set(curve) == {"0", "2", "4"} and all(v > 0 for v in curve.values())
+    assert set(res["summary"]["mean_psnr"]) == {"tiny", "random"}
+    assert "first_step_reaching_random_final" in res["summary"]
