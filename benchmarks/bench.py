@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
     _GIT[0] = _git_revision()
     loaded: dict[str, tuple[Any, tuple[np.ndarray, ...]]] = {}
     failures = 0
+    failed_groups: set[tuple[str, str]] = set()
     bar = tqdm(total=len(jobs), unit="pt", disable=args.no_progress, dynamic_ncols=True)
     try:
         for clip, codec, jpath, bpath, reuse in jobs:
@@ -266,7 +267,23 @@ def run(args: argparse.Namespace) -> int:
                     video = clip.load()
                     loaded[clip.name] = (video, rgb_to_yuv420(video.frames))
                 video, ref_yuv = loaded[clip.name]
+                key = (clip.name, codec.name)
+                if key in failed_groups:
+                    failures += 1
+                    tqdm.write(f"FAILED {clip.name} {codec.name} {codec.point}: skipped, the "
+                               "shared nervc fit above failed", file=sys.stderr)
+                    bar.update(1)
+                    continue
                 try:
+                    if not codec.traditional and codec._prepared is None:
+                        # one fit for every pending level of this clip and init
+                        group = [j[1] for j in jobs if j[0] is clip and j[4] is None
+                                 and j[1].name == codec.name]
+                        try:
+                            codecs_mod.Nervc.encode_group(group, video.frames, video.fps)
+                        except Exception:
+                            failed_groups.add(key)  # do not refit for each remaining level
+                            raise
                     run_point(clip, video, ref_yuv, codec, versions[codec.name], protocol, jpath,
                               bpath, not args.no_ms_ssim, args.threads)
                 except Exception as e:  # one broken point must not lose a long run
