@@ -8,7 +8,6 @@ interrupted write never leaves a partial file.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -30,8 +29,8 @@ NAMED_SIZES = {"sqcif": (128, 96), "qcif": (176, 144), "cif": (352, 288), "4cif"
 MAX_DIM = 16384
 DEFAULT_FPS = Fraction(25)
 
-logging.getLogger("libav").setLevel(logging.ERROR)
-av.logging.set_level(av.logging.ERROR)
+# No av.logging.set_level(): it installs a Python log callback that takes the GIL from
+# FFmpeg worker threads and can deadlock threaded decoding. PyAV is silent by default.
 
 
 @dataclass
