@@ -6,6 +6,7 @@ in milliseconds with a ``BitstreamError`` rather than allocating or crashing.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import struct
@@ -50,6 +51,17 @@ _FIXED = struct.Struct("<4sBBHHHIIIII32sBfHHBB")  # through n_blocks
 
 class BitstreamError(NervcError):
     """The file is not a valid ``.nerv`` bitstream of a version this decoder reads."""
+
+
+@functools.lru_cache(maxsize=256)
+def _param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> tuple:
+    return tuple(decode_param_shapes(config, grid_hw))
+
+
+def param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Canonical (name, shape) list of the decode tensors, memoized: building the meta-device
+    model that ``decode_param_shapes`` inspects costs ~10 ms, paid once per configuration."""
+    return list(_param_shapes(config, tuple(grid_hw)))
 
 
 def macs_per_pixel(config: NeRVConfig) -> float:
@@ -282,7 +294,7 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     gh, gw = header.grid_hw
     _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS,
            f"grid of {anchors}x{grid_c}x{gh}x{gw} values exceeds the limit of {MAX_DECODE_PARAMS}")
-    n_params = sum(math.prod(s) for _, s in decode_param_shapes(config, header.grid_hw))
+    n_params = sum(math.prod(s) for _, s in param_shapes(config, header.grid_hw))
     _check(n_params <= MAX_DECODE_PARAMS,
            f"model of {n_params} parameters exceeds the limit of {MAX_DECODE_PARAMS}")
     mpp = macs_per_pixel(config)
@@ -324,7 +336,7 @@ class BitstreamReader:
                 self.header, pos = decode_header(head)
             except BitstreamError as e:
                 raise BitstreamError(f"{self.path}: {e}") from None
-            self.shapes = decode_param_shapes(self.header.config, self.header.grid_hw)
+            self.shapes = param_shapes(self.header.config, self.header.grid_hw)
             self.sections: list[_SectionIndex] = []
             expected_first = 0
             # Each section takes at least 9 + 10 bytes: a header that claims more GOPs than

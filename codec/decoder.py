@@ -32,7 +32,7 @@ from codec.errors import NervcError
 from codec.inits import find_init
 from codec.quantize import dequantize
 from codec.video_io import check_output, write_video
-from metanerv.model import NeRV, NeRVConfig, build_model, frame_times, init_state_for
+from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for
 
 MEMORY_ENV = "NERVC_DECODE_MEMORY"
 
@@ -76,7 +76,10 @@ def decode_memory_limit() -> int:
 
 
 def _gib(n: float) -> str:
-    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.1f} MiB"
+    for unit, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def frame_activation_bytes(config: NeRVConfig, height: int, width: int) -> int:
@@ -111,8 +114,8 @@ def plan_memory(header: Header, num_frames: int, batch: int, path) -> int:
 
 
 def _shapes(header: Header):
-    from metanerv.model import decode_param_shapes
-    return decode_param_shapes(header.config, header.grid_hw)
+    from bitstreams.format import param_shapes
+    return param_shapes(header.config, header.grid_hw)
 
 
 def _f32(x: float) -> float:
@@ -179,8 +182,13 @@ def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
 def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Tensor] | None) -> NeRV:
     h = reader.header
     gop = reader.read_gop(index)
-    model = build_model(h.config, h.grid_hw)
     weights = reconstruct_weights(reader, gop, init_state)
+    # Every decode tensor is overwritten, so skip the random initialisation (about 1 s for a
+    # large model): build on the meta device, then give it uninitialised CPU storage. The
+    # training-only auxiliary heads stay uninitialised; the decode never runs them.
+    with torch.device("meta"):
+        model = NeRV(h.config, h.grid_hw)
+    model = model.to_empty(device="cpu")
     with torch.no_grad():
         params = dict(model.named_parameters())
         for k, v in weights.items():
