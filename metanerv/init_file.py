@@ -91,14 +91,40 @@ def load_init(path: str | os.PathLike) -> InitFile:
     if meta.get("format") != "nervc-init/1":
         raise NervcError(f"init {p}: not a nervc init file (format {meta.get('format')!r})")
     try:
-        config = NeRVConfig.from_dict(json.loads(meta["config"]))
+        cfg = json.loads(meta["config"])
+        if not isinstance(cfg, dict):
+            raise TypeError(f"expected a JSON object, got {type(cfg).__name__}")
+        config = NeRVConfig.from_dict(cfg)
         info = json.loads(meta.get("info", "{}"))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise NervcError(f"init {p}: bad configuration metadata ({e})") from None
+    _check_tensors(p, config, state)
     digest = init_digest(config, state)
     if meta.get("digest") and meta["digest"] != digest.hex():
         raise NervcError(f"init {p}: content does not match its recorded digest (corrupted?)")
     return InitFile(config=config, state=state, digest=digest, name=p.name, info=info)
+
+
+def _check_tensors(p: Path, config: NeRVConfig, state: dict[str, Tensor]) -> None:
+    """Every model tensor present, floating point, with the configuration's shape (the grid's
+    spatial size is free, it is resampled). Init files are input: without this a crafted or
+    truncated one crashed the encoder (load_state_dict) or the decoder (KeyError)."""
+    from metanerv.model import NeRV
+    try:
+        with torch.device("meta"):
+            ref = dict(NeRV(config, (1, 1)).named_parameters())
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise NervcError(f"init {p}: unusable model configuration ({str(e).splitlines()[0][:120]})") from None
+    for name, want in ref.items():
+        t = state.get(name)
+        ok = t is not None and t.is_floating_point() and t.dim() == want.dim()
+        if ok and name == "grid":
+            ok = tuple(t.shape[:2]) == tuple(want.shape[:2]) and min(t.shape[2:]) >= 1
+        elif ok:
+            ok = tuple(t.shape) == tuple(want.shape)
+        if not ok:
+            got = "missing" if t is None else f"{tuple(t.shape)} {t.dtype}"
+            raise NervcError(f"init {p}: tensor {name} is {got}, the configuration needs {tuple(want.shape)}")
 
 
 def known_inits(extra: list[str | os.PathLike] | None = None) -> list[Path]:
