@@ -122,6 +122,22 @@ def _f32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def _describe_inits(paths: list[str] | None) -> str:
+    """'a.safetensors (init 0123abcd...), b.safetensors (unreadable: why)' for an error message."""
+    from metanerv.init_file import load_init
+    if not paths:
+        return "none given"
+    out = []
+    for p in paths[:8]:
+        try:
+            out.append(f"{p} (init {load_init(p).short_id})")
+        except NervcError as e:
+            out.append(f"{p} (unusable: {str(e).removeprefix(f'init {p}: ')[:100]})")
+        except Exception as e:  # noqa: BLE001
+            out.append(f"{p} (unusable: {type(e).__name__})")
+    return ", ".join(out) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+
+
 def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict[str, Tensor]:
     """The init tensors (grid resized) a delta-coded stream refers to, found and checked.
 
@@ -133,9 +149,9 @@ def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict
     try:
         init_file = find_init(header.init_digest, paths)
     except NervcError:
-        tried = ", ".join(str(p) for p in (paths or [])) or "none given"
         raise NervcError(f"{path}: encoded with init {want}, which this decoder does not have "
-                         f"(init files given: {tried}); pass that init file with --init PATH") from None
+                         f"(init files given: {_describe_inits(paths)}); pass that init file with "
+                         f"--init PATH") from None
     except Exception as e:  # noqa: BLE001 - an unreadable init file must not crash the decoder
         raise NervcError(f"{path}: cannot load the init files ({type(e).__name__}: {e})") from None
     cfg = init_file.config
