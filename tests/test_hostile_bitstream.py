@@ -386,3 +386,11 @@ def test_unwritable_outputs_are_nervc_errors(tmp_path, tiny):
         write_bitstream("/proc/nervc-test.nerv", tiny.header, tiny.gops)
     with pytest.raises(NervcError):
         codec.decode(CORPUS / tiny.name, "/proc/nervc-test.mkv", device="cpu", init=INITS)
+
+
+def test_bitstreams_imports_first():
+    """``import bitstreams`` before ``codec`` used to fail with a circular import."""
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", "import bitstreams; from bitstreams import BitstreamReader"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -118,6 +118,22 @@ def test_encode_missing_or_broken_init(capsys, out_dir, clip, tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad json")
     _fails(capsys, ["encode", str(clip), o, "--steps", "2", "--quiet", "--init", str(junk)], "init", out_dir)
+    # valid safetensors, hostile content: these crashed the encoder (AttributeError, RuntimeError)
+    import torch
+    from safetensors.torch import save_file
+
+    from metanerv.init_file import save_init
+    from metanerv.model import NeRVConfig, build_model
+    meta = tmp_path / "meta.safetensors"
+    save_file({"x": torch.zeros(1)}, str(meta), metadata={"format": "nervc-init/1", "config": "[1, 2]"})
+    _fails(capsys, ["encode", str(clip), o, "--steps", "2", "--quiet", "--init", str(meta)],
+           "bad configuration metadata", out_dir)
+    cfg = NeRVConfig(pe_freqs=2, embed_dim=4, grid_channels=2, grid_anchors=1, channels=(4,), strides=(2,))
+    state = build_model(cfg, (1, 1)).state_dict()
+    del state["head.weight"]
+    save_init(tmp_path / "short.safetensors", cfg, state)
+    _fails(capsys, ["encode", str(clip), o, "--steps", "2", "--quiet", "--init", str(tmp_path / "short.safetensors")],
+           "tensor head.weight is missing", out_dir)
 
 
 # ------------------------------------------------------------------ encode: bad outputs
