@@ -4,8 +4,9 @@ For every clip of the benchmark folder (never used for meta-training), each init
 with identical settings -- Adam, the codec's reconstruction loss (0.7 L1 + 0.3 (1 - SSIM)),
 random batches of frames as in the encoder, the same batch order for every init -- and the
 PSNR of all the clip's frames is recorded after 0, 10, 25, 50, 100, 250 and 500 steps. Clips
-are cut to a few frames and downscaled so the whole run fits in about 20 minutes on 2 CPU
-cores. Writes a JSON with every curve and a PNG of the mean curves.
+are cut to their first 16 frames and downscaled to a 128-pixel longer side so the whole run
+(7 clips x 5 inits, two worker processes) fits in roughly 20-30 minutes on 2 CPU cores.
+Writes ``benchmarks/adaptation.json`` (every curve) and ``benchmarks/adaptation.png``.
 
     python -m benchmarks.adaptation [--out-json F] [--out-png F] [--init NAME=PATH ...]
 """
@@ -36,6 +37,7 @@ DATA = REPO.parent / "shared" / "data"
 BENCH_DIR = DATA / "bench"
 INIT_DIR = Path(__file__).resolve().parent / "inits"
 DEFAULT_INITS = (f"shipped={DEFAULT_INIT}", "random=random",
+                 f"full-short={INIT_DIR / 'full_short.safetensors'}",
                  f"no-spatial={INIT_DIR / 'no_spatial.safetensors'}",
                  f"no-temporal={INIT_DIR / 'no_temporal.safetensors'}")
 DEFAULT_STEPS = (0, 10, 25, 50, 100, 250, 500)
@@ -50,16 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)),
                    help="comma-separated step counts to report")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (from the first)")
-    p.add_argument("--max-side", type=int, default=160, help="downscale clips to this longer side")
+    p.add_argument("--max-side", type=int, default=128, help="downscale clips to this longer side")
     p.add_argument("--batch", type=int, default=8, help="frames per fine-tuning step")
     p.add_argument("--lr", type=float, default=5e-3, help="Adam step size (constant)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (more only with OMP_WAIT_POLICY=PASSIVE on a busy machine)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     p.add_argument("--clips", default=None, help="comma-separated clip names to keep")
-    p.add_argument("--out-json", default="adaptation.json")
-    p.add_argument("--out-png", default="adaptation.png")
+    p.add_argument("--out-json", default=str(Path(__file__).resolve().parent / "adaptation.json"))
+    p.add_argument("--out-png", default=str(Path(__file__).resolve().parent / "adaptation.png"))
     p.add_argument("--quiet", action="store_true")
     return p
 

@@ -68,11 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("algorithm")
     g.add_argument("--algo", choices=ALGOS, default="reptile")
     g.add_argument("--inner-steps", type=int, default=8)
-    g.add_argument("--inner-lr", type=float, default=2e-3, help="inner step size (initial one if learned)")
+    g.add_argument("--inner-lr", type=float, default=5e-3, help="inner step size (initial one if learned)")
     g.add_argument("--inner-opt", choices=maml.INNER_OPTS, default=None,
                    help="inner optimizer (default: adam for reptile, sgd for maml/fomaml)")
     g.add_argument("--learn-lr", action="store_true", help="Meta-SGD: learn one step size per tensor")
-    g.add_argument("--outer-lr", type=float, default=1e-3, help="Adam step size of the init")
+    g.add_argument("--outer-lr", type=float, default=2e-3, help="Adam step size of the init")
     g.add_argument("--lr-lr", type=float, default=5e-3, help="Adam step size of the learned log step sizes")
     g.add_argument("--outer-decay", type=float, default=0.1,
                    help="outer step sizes follow a cosine from 1x down to this fraction of the budget's end (1: constant)")
@@ -329,6 +329,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
 
     budget_s = opts.minutes * 60.0 if opts.minutes is not None else math.inf
     command = "nervc meta-train " + " ".join(shlex.quote(a) for a in argv)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t_start = time.monotonic()
     last_ckpt = t_start
     last_log = t_start
@@ -414,7 +415,8 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     if rank == 0:
         write_checkpoint(elapsed)
         info = {
-            "command": command, "seconds": round(elapsed, 1), "machine": _machine(world, threads, device),
+            "command": command, "launcher": (f"torchrun x {world}" if world > 1 else "single process"),
+            "started": started, "seconds": round(elapsed, 1), "machine": _machine(world, threads, device),
             "data": str(Path(opts.data).resolve()), "algorithm": opts.algo,
             "steps": step, "tasks": tasks_done,
             "inner": {"steps": opts.inner_steps, "lr": opts.inner_lr,

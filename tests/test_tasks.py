@@ -15,6 +15,15 @@ from tests.conftest import DATA
 CLIPS = ("bus_qcif_30f.264", "desk_320x240_36f.mp4")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread is faster, and a busy machine makes more threads far slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("clips")
