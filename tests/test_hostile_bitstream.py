@@ -394,3 +394,32 @@ def test_bitstreams_imports_first():
     r = subprocess.run([sys.executable, "-c", "import bitstreams; from bitstreams import BitstreamReader"],
                        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_largest_model_decodes_within_bounded_memory(tmp_path):
+    """A 27 kB stream of a ~30M-parameter model (just under MAX_DECODE_PARAMS) is valid: it
+    decodes, and the worker's peak RSS stays bounded (measured in a fresh process)."""
+    import json
+    import math
+    import subprocess
+    from fractions import Fraction
+
+    from metanerv.model import NeRVConfig
+    cfg = NeRVConfig(pe_freqs=4, embed_dim=8, grid_channels=256, grid_anchors=1, channels=(200, 4), strides=(8, 8))
+    h = fmt.Header(64, 64, 2, Fraction(25), 2, 1, cfg)
+    g = fmt.GopRecord(0, 2)
+    for _, shape in fmt.param_shapes(cfg, h.grid_hw):
+        k = math.prod(shape)
+        lv = np.zeros(k, np.int64)
+        lv[0] = 1
+        lo, c, w = encode_levels(lv)
+        g.tensors.append(fmt.TensorRecord(0, 2, shape, np.full(shape[0] if len(shape) >= 2 else 1, 0.01, np.float16),
+                                          lo, c, w))
+    p = _write(tmp_path, serialize(h, [g]))
+    r = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--replay", str(p)], capture_output=True,
+                       text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
+    res = json.loads(r.stdout)
+    print(f"{p.stat().st_size} bytes, {sum(math.prod(s) for _, s in fmt.param_shapes(cfg, h.grid_hw))} "
+          f"parameters: {res}")
+    assert res["outcome"] == "ok" and res["peak_rss_mb"] < 1536
