@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: one line for users, the traceback on request
         if os.environ.get("NERVC_DEBUG"):
             raise
-        print(f"nervc: internal error: {type(e).__name__}: {e} (set NERVC_DEBUG=1 for a traceback)",
+        msg = " ".join(str(e).split())[:300]
+        print(f"nervc: internal error: {type(e).__name__}: {msg} (set NERVC_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return EXIT_ERROR
 

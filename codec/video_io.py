@@ -265,7 +265,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
     kind = output_kind(p)
     parent = p.parent if str(p.parent) else Path(".")
     if kind == "png":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent))
+        os.chmod(tmp, 0o777 & ~_umask())
         try:
             for i, f in enumerate(frames):
                 _write_png(tmp / f"f{i + 1:05d}.png", f)
@@ -276,15 +277,22 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
     try:
         _encode_container(tmp_name, kind, frames, fps, width, height)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp_name, p)
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

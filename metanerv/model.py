@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +43,8 @@ class NeRVConfig:
         if len(self.channels) != len(self.strides) or not self.channels:
             raise ValueError("channels and strides must be non-empty and of equal length")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        # the bitstream stores pe_base as float32: use exactly that value everywhere
+        object.__setattr__(self, "pe_base", float(np.float32(self.pe_base)))
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
 
     @property
