@@ -86,3 +86,10 @@ def test_cache_is_bounded_lru(clip_dir, tmp_path):
     assert len(big) == 2 and big.decodes == 2
     again = FrameCache(max_bytes=10**9, short_side=64, max_frames=4, disk_dir=tmp_path / "npy")
     assert np.array_equal(again.get(bus), a) and again.decodes == 0
+
+
+def test_meta_learning_code_never_names_the_held_out_folder():
+    """Only train/ may feed a shipped init; the meta-learning package must not even name bench/."""
+    pkg = Path(__file__).resolve().parents[1] / "metanerv"
+    for src in pkg.rglob("*.py"):
+        assert "bench" not in src.read_text().lower(), src
