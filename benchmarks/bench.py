@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from benchmarks.colour import rgb_to_yuv420
 from benchmarks.metrics import bits_per_pixel, ms_ssim, psnr, psnr_yuv
 from benchmarks.protocol import (DATA_ROOT, PROTOCOL_VERSION, QUICK_PROTOCOL_VERSION, REPO, Clip,
                                  quick_clips, v1_clips)
+from codec.atomic import write_bytes_atomic
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "work"
 QUICK_NERVC_STEPS = 3
@@ -102,18 +102,7 @@ def load_reusable(json_path: Path, expect: dict[str, Any]) -> dict[str, Any] | N
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, data, fsync=False)
 
 
 def _git_revision() -> str | None:

@@ -73,6 +73,26 @@ def bd_rates(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, f
     return out
 
 
+def quality_gaps(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, float | None]:
+    """Per clip, mean of (anchor quality − codec quality) at the codec's own rates.
+
+    The anchor's curve is interpolated at each of the codec's points that lies inside the
+    anchor's measured rate range. Unlike BD-rate it is defined when the two curves share no
+    quality range (a codec far behind), which is what "how far behind, on which clip" needs.
+    Positive = the codec is behind. None when no point of the codec lies in the anchor's range.
+    """
+    out = {}
+    for clip, by_codec in by_clip.items():
+        a, t = by_codec.get(anchor), by_codec.get(codec)
+        gaps = []
+        for r in t or []:
+            q = quality_at(a, r["bpp"], metric) if a else None
+            if q is not None:
+                gaps.append(q - r[metric])
+        out[clip] = sum(gaps) / len(gaps) if gaps else None
+    return out
+
+
 def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAULT_BPP,
           protocol: str | None = None, per_clip: bool = True) -> str:
     """The markdown text."""
@@ -117,7 +137,29 @@ def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAU
             for clip in clips:
                 cells = [_fmt(table_vals[c][clip], "+.1f", 1, 1, " %") for c in others]
                 lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+        lines += _gap_section(by_clip, clips, names, metric, spec, unit)
     return "\n".join(lines) + "\n"
+
+
+def _gap_section(by_clip: dict, clips: list[str], names: list[str], metric: str, spec: str,
+                 unit: str) -> list[str]:
+    """Per clip quality gap to x265 at each codec's own rates (see ``quality_gaps``)."""
+    anchor = "x265"
+    others = [c for c in names if c != anchor]
+    if not others or not any(anchor in by_clip[c] for c in clips):
+        return []
+    vals = {c: quality_gaps(by_clip, c, anchor, metric) for c in others}
+    lines = ["", f"Quality gap to {anchor} at each codec's own rates ({anchor}'s {METRICS[metric]} "
+             f"interpolated at the codec's bpp, minus the codec's; mean over its points inside "
+             f"{anchor}'s rate range; positive = behind {anchor}):", "",
+             "| clip | " + " | ".join(others) + " |", "|" + "---|" * (len(others) + 1)]
+    for clip in clips:
+        cells = [_fmt(vals[c][clip], "+" + spec, 1, 1, unit) for c in others]
+        lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+    means = [_mean(list(vals[c].values())) for c in others]
+    lines.append("| **mean** | " + " | ".join(_fmt(v, "+" + spec, k, len(clips), unit)
+                                            for v, k in means) + " |")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,6 @@ import functools
 import math
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.atomic import write_bytes_atomic
 from codec.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
@@ -177,41 +177,20 @@ def encode_gop(g: GopRecord) -> bytes:
     return struct.pack("<BII", SECTION_GOP, len(payload), zlib.crc32(payload)) + payload
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecord]) -> int:
     """Write header and GOP sections atomically; returns bytes written.
 
-    The bytes go to a hidden ``.NAME.XXXXXXXX.tmp`` in the target directory, are flushed to
-    disk, get the permissions a plain ``open()`` would have given (``mkstemp`` makes 0600), and
-    are renamed over ``path``: a reader sees the old file or the complete new one, never a
-    partial one. Any exception (KeyboardInterrupt included) removes the temporary file; only a
-    hard kill (SIGKILL, power loss) can leave it behind. OS errors become a NervcError.
+    See :mod:`codec.atomic`: a reader sees the old file or the complete new one, never a
+    partial one. OS errors become a NervcError.
     """
     data = encode_header(header) + b"".join(encode_gop(g) for g in gops)
     p = Path(path)
     if p.is_dir():
         raise NervcError(f"{p}: is a directory")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        tmp = None
+        return write_bytes_atomic(p, data)
     except OSError as e:
         raise NervcError(f"{p}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return len(data)
 
 
 # ------------------------------------------------------------------ reading

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codec.atomic import atomic_output
 from codec.errors import NervcError
 
 RAW_EXTS = {".yuv", ".i420", ".raw"}
@@ -263,36 +262,13 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
     """Write RGB uint8 frames (an iterable of ``[H, W, 3]``) atomically."""
     p = check_output(path, overwrite)
     kind = output_kind(p)
-    parent = p.parent if str(p.parent) else Path(".")
     if kind == "png":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent))
-        os.chmod(tmp, 0o777 & ~_umask())
-        try:
+        with atomic_output(p, directory=True) as tmp:
             for i, f in enumerate(frames):
                 _write_png(tmp / f"f{i + 1:05d}.png", f)
-            if p.exists():
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-            os.replace(tmp, p)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
-        _encode_container(tmp_name, kind, frames, fps, width, height)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-        os.replace(tmp_name, p)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_output(p) as tmp:
+        _encode_container(str(tmp), kind, frames, fps, width, height)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from codec.atomic import atomic_output
 from codec.errors import NervcError
 
 FORMAT = "nervc-metatrain-ckpt/1"
@@ -29,15 +29,8 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, Tensor], state: 
     p = Path(path)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = {"format": FORMAT, "state": json.dumps(state)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata=meta)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(p) as tmp:
+        save_file(flat, str(tmp), metadata=meta)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from codec.atomic import atomic_output
 from codec.errors import NervcError
 from metanerv.model import NeRVConfig
 
@@ -62,15 +62,8 @@ def save_init(path: str | os.PathLike, config: NeRVConfig, state: dict[str, Tens
     meta = {"format": "nervc-init/1", "config": json.dumps(config.to_dict()),
             "digest": digest.hex(), "info": json.dumps(info or {})}
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(p) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return digest
 
 

@@ -30,6 +30,9 @@ def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     kw = g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
 
     def blur(z: Tensor) -> Tensor:
+        # Depthwise convs run ~5x faster (forward and backward, same values) on CPU in
+        # channels_last layout; at 832x480 the NCHW blurs were half of a training step.
+        z = z.contiguous(memory_format=torch.channels_last)
         return F.conv2d(F.conv2d(z, kh, groups=c), kw, groups=c)
 
     c1, c2 = 0.01 ** 2, 0.03 ** 2

@@ -19,7 +19,7 @@ guidance) loss; only the final head is needed to decode and only it is stored in
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ class NeRVBlock(nn.Module):
         nn.init.zeros_(self.film.bias)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        x = F.pixel_shuffle(self.conv(x), self.stride)
+        x = F.pixel_shuffle(self.conv(_channels_last(x)), self.stride)
         gamma, beta = self.film(z)[:, :, None, None].chunk(2, dim=1)
         return F.gelu(x * (1.0 + gamma) + beta)
 
@@ -149,11 +149,17 @@ class NeRV(nn.Module):
             x = block(x, z)
             if all_scales and i < last:
                 outs.append(_to_rgb(self.aux_heads[i](x)))
-        final = _to_rgb(self.head(x))
+        final = _to_rgb(self.head(_channels_last(x)))
         if all_scales:
             outs.append(final)
             return outs
         return final
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """CPU convolutions (oneDNN) on NHWC activations: a training step at 832x480 takes ~20 %
+    less time than on NCHW. Only the layout changes; weights and values are the same."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _to_rgb(x: Tensor) -> Tensor:

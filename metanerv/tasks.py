@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from codec.atomic import atomic_output
 from codec.errors import NervcError
 from codec.video_io import IMAGE_EXTS, RAW_EXTS, read_video
 
@@ -125,14 +125,11 @@ class FrameCache:
         self.decodes += 1
         if disk is not None:
             disk.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{disk.name}.", suffix=".npy", dir=disk.parent)
             try:
-                with os.fdopen(fd, "wb") as f:
+                with atomic_output(disk, suffix=".npy") as tmp, open(tmp, "wb") as f:
                     np.save(f, arr, allow_pickle=False)
-                os.replace(tmp, disk)
             except OSError:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                pass  # the disk cache is an optimisation; decoding again is always correct
         return arr
 
     def _decode(self, p: Path) -> np.ndarray:

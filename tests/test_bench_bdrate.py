@@ -58,3 +58,19 @@ def test_rejects_non_positive_rates():
     with pytest.raises(ValueError):
         bd_rate([0, 1, 2], [1, 2, 3], [1, 2, 3], [1, 2, 3])
     assert math.isfinite(bd_rate([1, 2, 3], [1, 2, 3], [1, 2, 3], [1.5, 2.5, 3.5]))
+
+
+def test_quality_gap_is_defined_where_bd_rate_is_not():
+    from benchmarks.table import quality_gaps
+
+    def recs(pts):
+        return [{"bpp": b, "psnr_rgb": q} for b, q in pts]
+    # anchor linear in log2(bpp): 30 dB at 0.05, 32 at 0.1, 34 at 0.2, 36 at 0.4
+    anchor = recs([(0.05, 30.0), (0.1, 32.0), (0.2, 34.0), (0.4, 36.0)])
+    far_behind = recs([(0.1, 20.0), (0.2, 21.0), (0.8, 22.0)])  # 0.8 bpp is outside: skipped
+    by_clip = {"a": {"x265": anchor, "nervc": far_behind}, "b": {"x265": anchor}}
+    assert bd_rate([r["bpp"] for r in anchor], [r["psnr_rgb"] for r in anchor],
+                   [r["bpp"] for r in far_behind], [r["psnr_rgb"] for r in far_behind]) is None
+    gaps = quality_gaps(by_clip, "nervc", "x265", "psnr_rgb")
+    assert gaps["a"] == pytest.approx(((32 - 20) + (34 - 21)) / 2, abs=0.05)
+    assert gaps["b"] is None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from codec.errors import NervcError
-from codec.video_io import Video, parse_fps, parse_frame_range, read_video, write_video
+from codec.video_io import parse_fps, parse_frame_range, read_video, write_video
 from tests.conftest import DATA, manifest
 
 FIXTURES = [r for r in manifest() if r["role"] == "fixtures"]
