@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitstreams.format import BitstreamError, BitstreamReader
+from bitstreams.format import BitstreamReader
 from codec.errors import NervcError
 
 HERE = Path(__file__).resolve().parent / "conformance"

@@ -18,6 +18,22 @@ def manifest() -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread is faster, and a busy machine makes more threads far slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def link_fixture_clips(folder: Path, names: tuple[str, ...]) -> Path:
+    """A folder of symlinks to fixture clips: a small video folder without copying data."""
+    for name in names:
+        (folder / name).symlink_to(DATA / "fixtures" / name)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     assert DATA.is_dir(), f"test data missing: {DATA} (see DEVELOPERS.md)"

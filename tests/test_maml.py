@@ -23,13 +23,7 @@ TINY = NeRVConfig(pe_freqs=4, embed_dim=8, grid_channels=4, grid_anchors=2,
                   channels=(6, 4), strides=(2, 2))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and a busy machine makes more threads far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def close(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> bool:

@@ -18,7 +18,7 @@ from metanerv.checkpoint import load_checkpoint
 from metanerv.init_file import load_init, save_init
 from metanerv.model import build_model
 
-from tests.conftest import DATA
+from tests.conftest import link_fixture_clips
 
 CLIPS = ("bus_qcif_30f.264", "desk_320x240_36f.mp4")
 TINY_ARGS = ["--tiny", "--sides", "32,48", "--frames", "4", "--frames-start", "2", "--batch", "3",
@@ -26,21 +26,12 @@ TINY_ARGS = ["--tiny", "--sides", "32,48", "--frames", "4", "--frames-start", "2
              "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and a busy machine makes more threads far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("clips")
-    for name in CLIPS:
-        (d / name).symlink_to(DATA / "fixtures" / name)
-    return d
+    return link_fixture_clips(tmp_path_factory.mktemp("clips"), CLIPS)
 
 
 def _argv(clip_dir: Path, out: Path, *extra: str) -> list[str]:

@@ -10,25 +10,17 @@ import torch
 from codec.errors import NervcError
 from metanerv.tasks import FrameCache, TaskSampler, list_videos
 
-from tests.conftest import DATA
+from tests.conftest import link_fixture_clips
 
 CLIPS = ("bus_qcif_30f.264", "desk_320x240_36f.mp4")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and a busy machine makes more threads far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("clips")
-    for name in CLIPS:
-        (d / name).symlink_to(DATA / "fixtures" / name)
+    d = link_fixture_clips(tmp_path_factory.mktemp("clips"), CLIPS)
     (d / "notes.txt").write_text("not a video")
     return d
 
