@@ -3,7 +3,9 @@
 Columns: PSNR at matched rates (each codec's curve interpolated at fixed bpp), BD-rate vs
 x264 and vs x265 (per clip, then the mean over the clips where the curves overlap), encode
 seconds per frame (mean over points) and decode frames per second (all frames decoded / all
-decode seconds). Per-clip BD-rate tables follow the summary.
+decode seconds). Per-clip BD-rate tables follow the summary, then the quality gap to x265 and,
+when both nervc inits ran, what the meta-learned init buys over the random one at the same
+step budget (BD-rate and BD-PSNR of nervc-meta against nervc-random).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from benchmarks.bdrate import bd_rate
+from benchmarks.bdrate import bd_psnr, bd_rate
 from benchmarks.results import METRICS, ResultsError, codec_order, curves, load_records
 
 ANCHORS = ("x264", "x265")
@@ -138,6 +140,7 @@ def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAU
                 cells = [_fmt(table_vals[c][clip], "+.1f", 1, 1, " %") for c in others]
                 lines.append(f"| {clip} | " + " | ".join(cells) + " |")
         lines += _gap_section(by_clip, clips, names, metric, spec, unit)
+        lines += _init_section(by_clip, clips, metric, spec, unit)
     return "\n".join(lines) + "\n"
 
 
@@ -159,6 +162,41 @@ def _gap_section(by_clip: dict, clips: list[str], names: list[str], metric: str,
     means = [_mean(list(vals[c].values())) for c in others]
     lines.append("| **mean** | " + " | ".join(_fmt(v, "+" + spec, k, len(clips), unit)
                                             for v, k in means) + " |")
+    return lines
+
+
+def init_gains(by_clip: dict, metric: str, codec: str = "nervc-meta",
+               anchor: str = "nervc-random") -> dict[str, tuple[float | None, float | None]]:
+    """Per clip (BD-rate %, BD-quality) of ``codec`` vs ``anchor``; clips lacking either are left out."""
+    out = {}
+    for clip, by_codec in by_clip.items():
+        a, t = by_codec.get(anchor), by_codec.get(codec)
+        if not a or not t:
+            continue
+        args = ([r["bpp"] for r in a], [r[metric] for r in a],
+                [r["bpp"] for r in t], [r[metric] for r in t])
+        out[clip] = (bd_rate(*args), bd_psnr(*args))
+    return out
+
+
+def _init_section(by_clip: dict, clips: list[str], metric: str, spec: str,
+                  unit: str) -> list[str]:
+    """What the meta-learned init buys: nervc-meta vs nervc-random, same steps, per clip."""
+    gains = init_gains(by_clip, metric)
+    if not gains:
+        return []
+    lines = ["", f"Meta-learned init vs random init at the same step budget (nervc-meta vs "
+             f"nervc-random; BD-rate: negative = fewer bits; BD-quality: mean {METRICS[metric]} "
+             f"difference at equal rate, positive = better):", "", "| clip | BD-rate | BD-quality |", "|---|---|---|"]
+    for clip in clips:
+        if clip in gains:
+            r, q = gains[clip]
+            lines.append(f"| {clip} | {_fmt(r, '+.1f', 1, 1, ' %')} | "
+                         f"{_fmt(q, '+' + spec, 1, 1, unit)} |")
+    n = len(gains)
+    (mr, kr), (mq, kq) = (_mean([g[0] for g in gains.values()]),
+                          _mean([g[1] for g in gains.values()]))
+    lines.append(f"| **mean** | {_fmt(mr, '+.1f', kr, n, ' %')} | {_fmt(mq, '+' + spec, kq, n, unit)} |")
     return lines
 
 

@@ -74,3 +74,19 @@ def test_quality_gap_is_defined_where_bd_rate_is_not():
     gaps = quality_gaps(by_clip, "nervc", "x265", "psnr_rgb")
     assert gaps["a"] == pytest.approx(((32 - 20) + (34 - 21)) / 2, abs=0.05)
     assert gaps["b"] is None
+
+
+def test_init_gain_compares_meta_with_random_init_per_clip():
+    from benchmarks.table import init_gains
+
+    def recs(pts):
+        return [{"bpp": b, "psnr_rgb": q} for b, q in pts]
+    random = recs([(0.1, 20.0), (0.2, 22.0), (0.4, 24.0)])
+    meta = recs([(0.1, 21.0), (0.2, 23.0), (0.4, 25.0)])  # random + 1 dB at every rate
+    by_clip = {"a": {"nervc-random": random, "nervc-meta": meta}, "b": {"nervc-meta": meta}}
+    gains = init_gains(by_clip, "psnr_rgb")
+    assert set(gains) == {"a"}
+    rate, quality = gains["a"]
+    assert quality == pytest.approx(1.0)
+    # 2 dB per doubling of rate: 1 dB better = the same quality at 2**-0.5 of the bits
+    assert rate == pytest.approx((2 ** -0.5 - 1) * 100, abs=0.5)
