@@ -1,0 +1,38 @@
+"""The committed benchmark results are one complete run, and the committed table is made from them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.codecs import TRADITIONAL
+from benchmarks.results import load_records
+from benchmarks.table import table
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+# results dir -> the --bpp the README's command used for its table.md
+PUBLISHED = {"v1": (0.05, 0.1, 0.2), "v1-s300": (0.05, 0.1, 0.2), "v1-s600": (0.2, 0.3)}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_committed_table_is_made_from_the_committed_records(name):
+    folder = RESULTS / name
+    assert table(folder, bpps=PUBLISHED[name]) == (folder / "table.md").read_text()
+
+
+def test_v1_holds_every_point_of_the_protocol_from_one_run():
+    recs = load_records(RESULTS / "v1")
+    clips = {r["clip"] for r in recs}
+    assert len(clips) == 7
+    for clip in clips:
+        mine = [r for r in recs if r["clip"] == clip]
+        for codec in TRADITIONAL:
+            assert len([r for r in mine if r["codec"] == codec]) == 6, (clip, codec)
+        for codec in ("nervc-meta", "nervc-random"):
+            points = [r for r in mine if r["codec"] == codec]
+            assert len(points) == 5, (clip, codec)
+            assert {r["options"]["steps"] for r in points} == {150}
+    assert {r["environment"]["git"] for r in recs} == {recs[0]["environment"]["git"]}
+    for r in recs:
+        assert r["bits"] == 8 * r["num_bytes"]
+        assert r["bpp"] == pytest.approx(r["bits"] / (r["width"] * r["height"] * r["num_frames"]))
