@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +62,20 @@ def _mean(vals: list[float | None]) -> tuple[float | None, int]:
     return (sum(ok) / len(ok) if ok else None), len(ok)
 
 
-def bd_rates(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, float | None]:
-    """Per clip BD-rate (%) of ``codec`` vs ``anchor``; None when either is missing or disjoint."""
+def _per_clip(by_clip: dict, codec: str, anchor: str, metric: str,
+              measure: Callable[..., float | None]) -> dict[str, float | None]:
+    """``measure`` (bd_rate or bd_psnr) of ``codec`` vs ``anchor`` per clip; None when either is missing."""
     out = {}
     for clip, by_codec in by_clip.items():
         a, t = by_codec.get(anchor), by_codec.get(codec)
-        if not a or not t:
-            out[clip] = None
-            continue
-        out[clip] = bd_rate([r["bpp"] for r in a], [r[metric] for r in a],
-                            [r["bpp"] for r in t], [r[metric] for r in t])
+        out[clip] = (measure([r["bpp"] for r in a], [r[metric] for r in a],
+                             [r["bpp"] for r in t], [r[metric] for r in t]) if a and t else None)
     return out
+
+
+def bd_rates(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, float | None]:
+    """Per clip BD-rate (%) of ``codec`` vs ``anchor``; None when either is missing or disjoint."""
+    return _per_clip(by_clip, codec, anchor, metric, bd_rate)
 
 
 def quality_gaps(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[str, float | None]:
@@ -168,15 +171,10 @@ def _gap_section(by_clip: dict, clips: list[str], names: list[str], metric: str,
 def init_gains(by_clip: dict, metric: str, codec: str = "nervc-meta",
                anchor: str = "nervc-random") -> dict[str, tuple[float | None, float | None]]:
     """Per clip (BD-rate %, BD-quality) of ``codec`` vs ``anchor``; clips lacking either are left out."""
-    out = {}
-    for clip, by_codec in by_clip.items():
-        a, t = by_codec.get(anchor), by_codec.get(codec)
-        if not a or not t:
-            continue
-        args = ([r["bpp"] for r in a], [r[metric] for r in a],
-                [r["bpp"] for r in t], [r[metric] for r in t])
-        out[clip] = (bd_rate(*args), bd_psnr(*args))
-    return out
+    rates = _per_clip(by_clip, codec, anchor, metric, bd_rate)
+    qualities = _per_clip(by_clip, codec, anchor, metric, bd_psnr)
+    return {clip: (rates[clip], qualities[clip]) for clip, by_codec in by_clip.items()
+            if by_codec.get(codec) and by_codec.get(anchor)}
 
 
 def _init_section(by_clip: dict, clips: list[str], metric: str, spec: str,
@@ -187,7 +185,8 @@ def _init_section(by_clip: dict, clips: list[str], metric: str, spec: str,
         return []
     lines = ["", f"Meta-learned init vs random init at the same step budget (nervc-meta vs "
              f"nervc-random; BD-rate: negative = fewer bits; BD-quality: mean {METRICS[metric]} "
-             f"difference at equal rate, positive = better):", "", "| clip | BD-rate | BD-quality |", "|---|---|---|"]
+             f"difference at equal rate, positive = better):", "",
+             "| clip | BD-rate | BD-quality |", "|---|---|---|"]
     for clip in clips:
         if clip in gains:
             r, q = gains[clip]
