@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from codec.video_io import read_video
+from nervcore.video_io import read_video
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRVConfig, build_model, frame_times, grid_size_for, pad_to_stride

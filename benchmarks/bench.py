@@ -27,7 +27,7 @@ from benchmarks.colour import rgb_to_yuv420
 from benchmarks.metrics import bits_per_pixel, ms_ssim, psnr, psnr_yuv
 from benchmarks.protocol import (DATA_ROOT, PROTOCOL_VERSION, QUICK_PROTOCOL_VERSION, REPO, Clip,
                                  quick_clips, v1_clips)
-from codec.atomic import write_bytes_atomic
+from nervcore.atomic import write_bytes_atomic
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "work"
 QUICK_NERVC_STEPS = 3

@@ -329,7 +329,7 @@ class Nervc:
         fit plus that rung's pruning/quantization pass (what encoding only it would cost).
         """
         import codec
-        from codec.video_io import Video
+        from nervcore.video_io import Video
         if len({(p.init, p.steps, p.seed) for p in points}) != 1:
             raise ValueError("encode_group needs points of one init, step budget and seed")
         first = points[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.video_io import RAW_EXTS, Video, read_video
+from nervcore.video_io import RAW_EXTS, Video, read_video
 
 PROTOCOL_VERSION = "rd-v1"
 QUICK_PROTOCOL_VERSION = "rd-quick-v1"

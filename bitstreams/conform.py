@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from bitstreams.format import BitstreamReader
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 
 HERE = Path(__file__).resolve().parent / "conformance"
 FRAME_TOLERANCE = 2
@@ -124,7 +124,7 @@ def _corrupt(data: bytes, how: str) -> bytes:
 def make(out_dir: Path) -> None:
     """Encode every stream of STREAMS into ``out_dir`` with its expectations and frames."""
     from codec.encoder import encode
-    from codec.video_io import Video, read_video
+    from nervcore.video_io import Video, read_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clip = read_video(DEMO_CLIP)

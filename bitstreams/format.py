@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.atomic import write_bytes_atomic
-from codec.errors import NervcError
+from nervcore.atomic import write_bytes_atomic
+from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
 MAGIC = b"NERV"
@@ -180,7 +180,7 @@ def encode_gop(g: GopRecord) -> bytes:
 def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecord]) -> int:
     """Write header and GOP sections atomically; returns bytes written.
 
-    See :mod:`codec.atomic`: a reader sees the old file or the complete new one, never a
+    See :mod:`nervcore.atomic`: a reader sees the old file or the complete new one, never a
     partial one. OS errors become a NervcError.
     """
     data = encode_header(header) + b"".join(encode_gop(g) for g in gops)

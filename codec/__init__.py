@@ -1,5 +1,5 @@
 """nervc codec: ``encode`` a video into a ``.nerv`` file and ``decode`` it back."""
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
 
 __all__ = ["DEFAULT_QUALITY", "DecodeResult", "EncodeResult", "NervcError", "QUALITY_LEVELS",
@@ -11,7 +11,7 @@ _LAZY = {"decode": "codec.decoder", "DecodeResult": "codec.decoder",
 
 
 def __getattr__(name: str):
-    # Imported on first use: ``bitstreams`` needs ``codec.errors``, and importing the decoder
+    # Imported on first use: ``bitstreams`` needs ``nervcore.errors``, and importing the decoder
     # here eagerly made ``import bitstreams`` (before ``codec``) fail with a circular import.
     if name in _LAZY:
         import importlib

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _frames(spec):
-    from codec.video_io import parse_frame_range
+    from nervcore.video_io import parse_frame_range
     return parse_frame_range(spec)
 
 
@@ -39,7 +39,7 @@ def _common_overwrite(p: argparse.ArgumentParser) -> None:
 def encode_main(argv: list[str]) -> int:
     from codec.encoder import encode
     from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
-    from codec.video_io import parse_fps, parse_size
+    from nervcore.video_io import parse_fps, parse_size
 
     p = _Parser(prog="nervc encode", description="Encode a video into a .nerv bitstream.")
     p.add_argument("input", help="video file, raw .yuv/.i420, .y4m or folder of PNG frames")
@@ -119,7 +119,7 @@ def demo_main(argv: list[str]) -> int:
     """Encode and decode the bundled clip; print PSNR, bpp and times."""
     from codec.decoder import decode
     from codec.encoder import encode, rgb_psnr
-    from codec.video_io import read_video
+    from nervcore.video_io import read_video
 
     p = _Parser(prog="nervc demo", description="Encode + decode the bundled clip.")
     p.add_argument("--frames", default=None, help="frame range (default: all 120 frames)")

@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 from bitstreams import BitstreamError, BitstreamReader, GopRecord, Header
 from codec.entropy import EntropyError, decode_levels
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from codec.inits import find_init
 from codec.quantize import dequantize
-from codec.video_io import check_output, write_video
+from nervcore.video_io import check_output, write_video
 from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for
 
 MEMORY_ENV = "NERVC_DECODE_MEMORY"

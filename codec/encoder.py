@@ -19,11 +19,11 @@ from bitstreams import GopRecord, Header, TensorRecord, write_bitstream
 from bitstreams.format import MAX_BITS, MAX_DIM, MIN_BITS
 from codec.decoder import decode
 from codec.entropy import encode_levels
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from codec.finetune import FitSettings, code_weights, fit_weights, frames_to_tensor
 from codec.inits import resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, DEFAULT_STEPS, LADDER
-from codec.video_io import Video, check_output, read_video
+from nervcore.video_io import Video, check_output, read_video
 from metanerv.init_file import InitFile
 from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
 

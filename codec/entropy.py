@@ -10,7 +10,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 
 
 class EntropyError(NervcError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from metanerv.init_file import DEFAULT_INIT, InitFile, known_inits, load_init
 
 

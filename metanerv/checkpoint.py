@@ -17,8 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from codec.atomic import atomic_output
-from codec.errors import NervcError
+from nervcore.atomic import atomic_output
+from nervcore.errors import NervcError
 
 FORMAT = "nervc-metatrain-ckpt/1"
 _OPT = "optim."

@@ -19,8 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from codec.atomic import atomic_output
-from codec.errors import NervcError
+from nervcore.atomic import atomic_output
+from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig
 
 INIT_DIR = Path(__file__).resolve().parent / "inits"

@@ -4,7 +4,7 @@ A task is ``n`` consecutive frames (random start, random temporal stride), a ran
 random scale resized to a random ``h x w`` (both multiples of the model's total stride, so the
 init sees many grid sizes and stays resolution agnostic), optionally mirrored. Decoded videos are
 kept as downscaled ``uint8`` arrays in an LRU cache bounded in bytes; decoding goes through
-``codec.video_io.read_video`` in chunks so a long HD clip never sits in memory at full size,
+``nervcore.video_io.read_video`` in chunks so a long HD clip never sits in memory at full size,
 and can be mirrored to a disk folder (plain ``.npy``, no pickle) so later runs skip decoding.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from codec.atomic import atomic_output
-from codec.errors import NervcError
-from codec.video_io import IMAGE_EXTS, RAW_EXTS, read_video
+from nervcore.atomic import atomic_output
+from nervcore.errors import NervcError
+from nervcore.video_io import IMAGE_EXTS, RAW_EXTS, read_video
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from metanerv import maml
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from metanerv.init_file import save_init

@@ -1,4 +1,4 @@
-"""codec.atomic: every writer replaces its target whole, with open()'s permissions."""
+"""nervcore.atomic: every writer replaces its target whole, with open()'s permissions."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import stat
 import pytest
 import torch
 
-from codec.atomic import atomic_output, write_bytes_atomic
+from nervcore.atomic import atomic_output, write_bytes_atomic
 from metanerv.checkpoint import load_checkpoint, save_checkpoint
 from metanerv.init_file import load_init, save_init
 from metanerv.model import NeRVConfig, build_model
@@ -65,7 +65,7 @@ def test_init_and_checkpoint_files_get_open_permissions(tmp_path, umask022):
     state = {k: v.detach() for k, v in build_model(cfg, (2, 2)).state_dict().items()}
     init_path = tmp_path / "init.safetensors"
     digest = save_init(init_path, cfg, state)
-    assert _mode(init_path) == 0o644  # was 0600 from mkstemp before codec.atomic
+    assert _mode(init_path) == 0o644  # was 0600 from mkstemp before nervcore.atomic
     assert load_init(init_path).digest == digest
     ckpt = tmp_path / "run.ckpt"
     save_checkpoint(ckpt, {"w": torch.ones(3)}, {"step": 7})

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from codec.cli import main
-from codec.video_io import read_video
+from nervcore.video_io import read_video
 from tests.conftest import DATA
 
 

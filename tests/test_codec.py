@@ -9,7 +9,7 @@ import pytest
 
 import codec
 from codec.cli import main
-from codec.video_io import Video, read_video
+from nervcore.video_io import Video, read_video
 from tests.conftest import DATA, manifest
 
 FIXTURES = [r for r in manifest() if r["role"] == "fixtures"]
@@ -56,7 +56,7 @@ def test_training_improves_psnr_and_more_bits_cost_more(tmp_path, bus):
 
 def test_printed_bpp_is_file_size_over_pixels(tmp_path, capsys, bus):
     src = tmp_path / "in.mkv"
-    from codec.video_io import write_video
+    from nervcore.video_io import write_video
     write_video(src, bus.frames, bus.fps, bus.width, bus.height)
     out = tmp_path / "o.nerv"
     assert main(["encode", str(src), str(out), "--steps", "2", "--init", "random", "--quiet"]) == 0

@@ -11,7 +11,7 @@ from codec.cli import main
 from codec.decoder import reconstruct_weights
 from metanerv.init_file import load_init, save_init
 from metanerv.model import NeRVConfig, build_model, init_state_for
-from codec.video_io import read_video
+from nervcore.video_io import read_video
 from tests.conftest import DATA
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from codec.video_io import read_video, write_video
+from nervcore.video_io import read_video, write_video
 from tests.conftest import DATA
 from tests.fuzz.mutate import CORPUS
 
@@ -37,7 +37,7 @@ os.fsync = stall
 """
 STALL_VIDEO = """
 import sys, time
-import codec.video_io as vio
+import nervcore.video_io as vio
 real = vio._encode_container
 def slow(name, kind, frames, *a):
     def gen():

@@ -25,7 +25,7 @@ import codec
 from bitstreams import BitstreamError, BitstreamReader, write_bitstream
 from bitstreams import format as fmt
 from codec.entropy import EntropyError, decode_levels, encode_levels
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from tests.fuzz.harness import message_problem, peak_rss_kb
 from tests.fuzz.mutate import CORPUS, _cfg, _RawFps, fix_crcs, load_seeds, serialize
 
@@ -301,7 +301,7 @@ def test_hostile_init_files(tmp_path, tiny):
 def test_init_with_non_float32_pe_base_round_trips(tmp_path):
     """The header stores pe_base as f32; an init whose pe_base (1.1) is not an f32 value used to
     make every encode fail ("different model configuration")."""
-    from codec.video_io import Video
+    from nervcore.video_io import Video
     from metanerv.init_file import save_init
     from metanerv.model import NeRVConfig, build_model
     cfg = NeRVConfig(pe_freqs=2, pe_base=1.1, embed_dim=4, grid_channels=2, grid_anchors=1,

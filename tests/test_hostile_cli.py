@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from codec.cli import main
-from codec.video_io import read_video, write_video
+from nervcore.video_io import read_video, write_video
 from tests.conftest import DATA
 from tests.fuzz.mutate import CORPUS, fix_crcs, load_seeds, serialize
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bitstreams.format import BitstreamError, _Cursor, decode_header
 from codec.entropy import EntropyError, decode_levels, encode_levels
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from tests.fuzz.harness import message_problem
 from tests.fuzz.mutate import CORPUS
 from tests.fuzz.run import FAILURES, run

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.errors import NervcError
+from nervcore.errors import NervcError
 from metanerv.tasks import FrameCache, TaskSampler, list_videos
 
 from tests.conftest import link_fixture_clips

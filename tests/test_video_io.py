@@ -6,8 +6,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from codec.errors import NervcError
-from codec.video_io import parse_fps, parse_frame_range, read_video, write_video
+from nervcore.errors import NervcError
+from nervcore.video_io import parse_fps, parse_frame_range, read_video, write_video
 from tests.conftest import DATA, manifest
 
 FIXTURES = [r for r in manifest() if r["role"] == "fixtures"]

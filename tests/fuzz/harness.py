@@ -1,7 +1,7 @@
 """Run one hostile input through the reader and the decoder and classify what happened.
 
 Acceptable outcomes: ``ok`` (decoded; frames of the declared shape) and ``rejected``
-(``codec.errors.NervcError`` with a readable one-line message). Everything else is a failure:
+(``nervcore.errors.NervcError`` with a readable one-line message). Everything else is a failure:
 ``crash`` (any other exception), ``bad-message`` (a NervcError whose message is empty,
 multi-line, unprintable or huge), and, decided by the runner, ``hang`` (per-case timeout),
 ``memory`` (RSS over the limit) and ``died`` (the worker process vanished: segfault, abort).
@@ -40,7 +40,7 @@ def run_file(path: str, init: list[str] | None) -> dict:
     from bitstreams import BitstreamReader
     from bitstreams.format import macs_per_pixel
     from codec.decoder import decode, load_gop_model
-    from codec.errors import NervcError
+    from nervcore.errors import NervcError
 
     mode = "full"
     try:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         make_regress()
         return 0
     import codec
-    from codec.video_io import Video, read_video
+    from nervcore.video_io import Video, read_video
 
     CORPUS.mkdir(parents=True, exist_ok=True)
     for name in tiny_configs():

@@ -18,8 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codec.atomic import atomic_output
-from codec.errors import NervcError
+from nervcore.atomic import atomic_output
+from nervcore.errors import NervcError
 
 RAW_EXTS = {".yuv", ".i420", ".raw"}
 IMAGE_EXTS = {".png"}
