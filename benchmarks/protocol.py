@@ -1,6 +1,8 @@
 """Which frames every codec is given: the RD benchmark protocol, versioned.
 
-Protocol ``rd-v1`` (see benchmarks/README.md): every clip of ``shared/data/bench`` except
+Protocol ``rd-v2`` (see benchmarks/README.md) has exactly rd-v1's clips and frames; the version
+moved with nervc's bitstream v2 so that records of the two codec generations never mix in one
+results folder. Every clip of ``shared/data/bench`` except
 ``coffee_720p.mp4``, its first 64 frames (all when fewer), native resolution; plus
 ``coffee_720p.mp4`` reduced to 320x180 by a 4x4 box (area) filter on the RGB frames. The quick
 set (``--quick``) is two tiny crops of the carphone clip the package ships, for tests and
@@ -19,8 +21,8 @@ import numpy as np
 
 from nervcore.video_io import RAW_EXTS, Video, read_video
 
-PROTOCOL_VERSION = "rd-v1"
-QUICK_PROTOCOL_VERSION = "rd-quick-v1"
+PROTOCOL_VERSION = "rd-v2"
+QUICK_PROTOCOL_VERSION = "rd-quick-v2"
 MAX_FRAMES = 64
 REPO = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO.parent / "shared" / "data"

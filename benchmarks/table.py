@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated rates (bpp) at which to report quality")
     p.add_argument("--protocol", help="protocol to tabulate when the directory holds several")
     p.add_argument("--no-per-clip", action="store_true", help="summary table only")
+    p.add_argument("--versus", type=Path, metavar="DIR",
+                   help="an earlier run: add BD-rate of each nervc codec against its namesake there")
     return p
 
 
@@ -98,8 +100,40 @@ def quality_gaps(by_clip: dict, codec: str, anchor: str, metric: str) -> dict[st
     return out
 
 
+def versus(results: Path, earlier: Path, metric: str = "psnr_rgb") -> list[str]:
+    """Markdown lines: BD-rate and BD-PSNR per clip of each nervc codec of ``results`` against
+    the codec of the same name in ``earlier`` (another run, possibly another protocol version
+    over the same clips: how much a new codec generation saves at the same settings)."""
+    now, old = curves(load_records(results), metric), curves(load_records(earlier), metric)
+    clips = [c for c in now if c in old]
+    names = [c for c in codec_order({k for c in clips for k in now[c]}) if c.startswith("nervc")
+             and any(c in old[k] for k in clips)]
+    spec = ".4f" if metric == "ms_ssim" else ".2f"
+    unit = "" if metric == "ms_ssim" else " dB"
+    lines = ["", f"Against the earlier run in `{earlier.name}` (same codec names; BD-rate / BD-PSNR, "
+             f"{METRICS[metric]}):", "", "| clip | " + " | ".join(names) + " |",
+             "|" + "---|" * (len(names) + 1)]
+    vals = {}
+    for name in names:
+        for clip in clips:
+            a, t = old[clip].get(name), now[clip].get(name)
+            args = ([r["bpp"] for r in a], [r[metric] for r in a],
+                    [r["bpp"] for r in t], [r[metric] for r in t]) if a and t else None
+            vals[name, clip] = (bd_rate(*args), bd_psnr(*args)) if args else (None, None)
+    for clip in clips:
+        cells = [f"{_fmt(vals[n, clip][0], '+.1f', 1, 1, ' %')} / {_fmt(vals[n, clip][1], '+' + spec, 1, 1, unit)}"
+                 for n in names]
+        lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+    means = []
+    for n in names:
+        (r, kr), (q, kq) = (_mean([vals[n, c][0] for c in clips]), _mean([vals[n, c][1] for c in clips]))
+        means.append(f"{_fmt(r, '+.1f', kr, len(clips), ' %')} / {_fmt(q, '+' + spec, kq, len(clips), unit)}")
+    lines.append("| **mean** | " + " | ".join(means) + " |")
+    return lines
+
+
 def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAULT_BPP,
-          protocol: str | None = None, per_clip: bool = True) -> str:
+          protocol: str | None = None, per_clip: bool = True, earlier: Path | None = None) -> str:
     """The markdown text."""
     recs = load_records(results, protocol)
     by_clip = curves(recs, metric)
@@ -144,6 +178,8 @@ def table(results: Path, metric: str = "psnr_rgb", bpps: Sequence[float] = DEFAU
                 lines.append(f"| {clip} | " + " | ".join(cells) + " |")
         lines += _gap_section(by_clip, clips, names, metric, spec, unit)
         lines += _init_section(by_clip, clips, metric, spec, unit)
+    if earlier is not None:
+        lines += versus(results, earlier, metric)
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nervc bench table: bad --bpp {args.bpp!r}", file=sys.stderr)
         return 2
     try:
-        text = table(args.results, args.metric, bpps, args.protocol, not args.no_per_clip)
+        text = table(args.results, args.metric, bpps, args.protocol, not args.no_per_clip, args.versus)
     except ResultsError as e:
         print(f"nervc bench table: {e}", file=sys.stderr)
         return 2

@@ -1,8 +1,12 @@
-"""Reader and writer of the ``.nerv`` container (byte layout in SPEC.md).
+"""Reader and writer of the ``.nerv`` container, version 2 (byte layout in SPEC.md).
 
 Everything a header or section declares is checked against the limits below and against the
 bytes actually present *before* any buffer or tensor is made, so a crafted file is rejected
 in milliseconds with a ``BitstreamError`` rather than allocating or crashing.
+
+Version 2 stores, per tensor, a float16 step, the largest level ``K`` and a 16-bit Laplace
+parameter ``R`` (the entropy model is derived from them, nothing else is sent), and one ANS
+stream per GOP. Version 1 files are refused with a message naming their version.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
 MAGIC = b"NERV"
-VERSION_MAJOR = 1
+VERSION_MAJOR = 2
 VERSION_MINOR = 0
 SECTION_GOP = 1
+INIT_ID_BYTES = 16  # the first 16 bytes of the init's SHA-256 content digest
 
 # Limits (SPEC.md, "Limits"): a conforming decoder rejects anything beyond them.
 MAX_DIM = 16384
@@ -40,13 +45,15 @@ MAX_GRID_CHANNELS = 256
 MAX_ANCHORS = 64
 MAX_DECODE_PARAMS = 32_000_000
 MAX_MACS_PER_PIXEL = 1_000_000  # decode cost: multiply-accumulates per output pixel
-MIN_BITS, MAX_BITS = 2, 10
+MAX_LEVEL = 32767  # |level|: every frequency table has at most 65,535 entries
+R_ONE = 1 << 16
 MAX_FILE_BYTES = 1 << 31
 MAX_HEADER_BYTES = 1024
-MAX_VARINT_BYTES = 5  # a frequency count is < 2**32
+MAX_VARINT_BYTES = 5
 ANS_PRECISION = 24  # bits: no symbol costs more than this (see max_words)
+SECTION_OVERHEAD = 9  # type, length, crc
 
-_FIXED = struct.Struct("<4sBBHHHIIIII32sBfHHBB")  # through n_blocks
+_FIXED = struct.Struct("<4sBBHHHIIIII16sBfHHBB")  # through n_blocks
 
 
 class BitstreamError(NervcError):
@@ -96,11 +103,14 @@ class Header:
     gop_frames: int
     num_gops: int
     config: NeRVConfig
-    init_digest: bytes = bytes(32)
+    init_digest: bytes = bytes(INIT_ID_BYTES)  # init id: first 16 bytes of its SHA-256 digest
+
+    def __post_init__(self) -> None:
+        self.init_digest = bytes(self.init_digest[:INIT_ID_BYTES]).ljust(INIT_ID_BYTES, b"\0")
 
     @property
     def has_init(self) -> bool:
-        return self.init_digest != bytes(32)
+        return self.init_digest != bytes(INIT_ID_BYTES)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -109,28 +119,26 @@ class Header:
 
 @dataclass
 class TensorRecord:
-    """One entropy-coded tensor: quantized residual plus what is needed to decode it."""
+    """One tensor: step, entropy model (``K`` = largest |level|, Laplace parameter ``R``).
 
-    mode: int  # 0 = absolute weights, 1 = delta from the init
-    bits: int
-    shape: tuple[int, ...]
-    scales: np.ndarray  # float16, one per output channel (rank >= 2) or one (rank 1)
-    sym_lo: int  # symbol s codes the integer s + sym_lo
-    counts: np.ndarray  # uint32 frequency table of the categorical entropy model
-    words: np.ndarray  # uint32 compressed ANS words
+    The residual is ``step * level``; it is added to the init's tensor when the stream has an
+    init (delta coding), else it is the weight. ``K = 0``: every level is 0, nothing is coded.
+    """
 
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
+    step: np.float16
+    K: int
+    R: int = 0
 
 
 @dataclass
 class GopRecord:
-    """The network of frames ``first_frame .. first_frame + num_frames - 1``."""
+    """The network of frames ``first_frame .. first_frame + num_frames - 1``: its tensors'
+    records in canonical order and the one ANS stream that holds all their levels."""
 
     first_frame: int
     num_frames: int
     tensors: list[TensorRecord] = field(default_factory=list)
+    words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
 
 
 # ------------------------------------------------------------------ writing
@@ -160,20 +168,15 @@ def encode_header(h: Header) -> bytes:
 
 
 def encode_tensor(t: TensorRecord) -> bytes:
-    out = bytearray(struct.pack("<BBB", t.mode, t.bits, len(t.shape)))
-    out += struct.pack(f"<{len(t.shape)}I", *t.shape)
-    out += np.asarray(t.scales, dtype="<f2").tobytes()
-    out += struct.pack("<hH", t.sym_lo, len(t.counts))
-    for n in t.counts:
-        out += _varint(int(n))
-    out += struct.pack("<I", len(t.words))
-    out += np.asarray(t.words, dtype="<u4").tobytes()
-    return bytes(out)
+    out = np.asarray([t.step], dtype="<f2").tobytes() + _varint(int(t.K))
+    if t.K:
+        out += struct.pack("<H", int(t.R))
+    return out
 
 
 def encode_gop(g: GopRecord) -> bytes:
-    payload = struct.pack("<IIH", g.first_frame, g.num_frames, len(g.tensors))
-    payload += b"".join(encode_tensor(t) for t in g.tensors)
+    payload = b"".join(encode_tensor(t) for t in g.tensors)
+    payload += struct.pack("<I", len(g.words)) + np.asarray(g.words, dtype="<u4").tobytes()
     return struct.pack("<BII", SECTION_GOP, len(payload), zlib.crc32(payload)) + payload
 
 
@@ -240,6 +243,9 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(len(data) >= 8, "not a .nerv file (shorter than its magic)")
     _check(data[:4] == MAGIC, "not a .nerv file (bad magic)")
     major, minor, hlen = struct.unpack_from("<BBH", data, 4)
+    _check(major != 1, f"bitstream version {major}.{minor} (nervc 0.1) is no longer supported: this "
+                       f"decoder reads version {VERSION_MAJOR}.x; decode it with nervc 0.1 or encode the "
+                       f"video again")
     _check(major == VERSION_MAJOR, f"bitstream version {major}.{minor} is not supported "
                                    f"(this decoder reads version {VERSION_MAJOR}.x); upgrade nervc")
     _check(_FIXED.size <= hlen <= MAX_HEADER_BYTES, f"bad header length {hlen}")
@@ -318,9 +324,10 @@ class BitstreamReader:
             self.shapes = param_shapes(self.header.config, self.header.grid_hw)
             self.sections: list[_SectionIndex] = []
             expected_first = 0
-            # Each section takes at least 9 + 10 bytes: a header that claims more GOPs than
-            # that can hold is refused before walking them.
-            self._check(self.header.num_gops * 19 <= self.size - pos,
+            # Each section takes at least 9 bytes, 3 per tensor and the word count: a header
+            # that claims more GOPs than that can hold is refused before walking them.
+            self.min_section = SECTION_OVERHEAD + 3 * len(self.shapes) + 4
+            self._check(self.header.num_gops * self.min_section <= self.size - pos,
                         f"truncated: {self.header.num_gops} GOPs cannot fit in {self.size - pos} bytes")
             for i in range(self.header.num_gops):
                 f.seek(pos)
@@ -330,13 +337,9 @@ class BitstreamReader:
                 self._check(kind == SECTION_GOP, f"section {i}: unknown type {kind}")
                 self._check(pos + 9 + length <= self.size,
                             f"truncated: section {i} declares {length} bytes, {self.size - pos - 9} present")
-                self._check(length >= 10, f"section {i}: too short")
-                f.seek(pos + 9)
-                first, n = struct.unpack("<II", f.read(8))
-                want_n = min(self.header.gop_frames, self.header.num_frames - expected_first)
-                self._check(first == expected_first and n == want_n,
-                            f"section {i}: frames {first}+{n}, expected {expected_first}+{want_n}")
-                self.sections.append(_SectionIndex(first, n, pos + 9, length, crc))
+                self._check(length >= self.min_section - SECTION_OVERHEAD, f"section {i}: too short")
+                n = min(self.header.gop_frames, self.header.num_frames - expected_first)
+                self.sections.append(_SectionIndex(expected_first, n, pos + 9, length, crc))
                 expected_first += n
                 pos += 9 + length
             self._check(pos == self.size, f"{self.size - pos} unexpected trailing bytes")
@@ -367,37 +370,26 @@ class BitstreamReader:
     def _parse_gop(self, payload: bytes, index: int) -> GopRecord:
         what = f"section {index}"
         cur = _Cursor(payload, what)
-        first, n, n_tensors = cur.unpack("IIH")
-        _check(n_tensors == len(self.shapes),
-               f"{what}: {n_tensors} tensors, the model needs {len(self.shapes)}")
-        gop = GopRecord(first, n)
-        for name, want_shape in self.shapes:
+        s = self.sections[index]
+        gop = GopRecord(s.first_frame, s.num_frames)
+        coded = 0
+        for name, shape in self.shapes:
             w = f"{what}, tensor {name}"
-            mode, bits, rank = cur.unpack("BBB")
-            _check(mode in (0, 1), f"{w}: unknown coding mode {mode}")
-            _check(mode == 0 or self.header.has_init, f"{w}: delta-coded but the stream has no init")
-            _check(MIN_BITS <= bits <= MAX_BITS, f"{w}: {bits} bits out of range")
-            _check(rank == len(want_shape), f"{w}: rank {rank}, expected {len(want_shape)}")
-            shape = cur.unpack(f"{rank}I")
-            _check(tuple(shape) == want_shape, f"{w}: shape {shape}, expected {want_shape}")
-            n_scales = shape[0] if rank >= 2 else 1
-            scales = np.frombuffer(cur.take(2 * n_scales), dtype="<f2").astype(np.float16)
-            _check(bool(np.all(np.isfinite(scales))) and bool(np.all(scales >= 0)), f"{w}: bad scales")
-            sym_lo, n_sym = cur.unpack("hH")
-            qmax = (1 << (bits - 1)) - 1
-            _check(1 <= n_sym <= 2 * qmax + 1 and -qmax <= sym_lo and sym_lo + n_sym - 1 <= qmax,
-                   f"{w}: symbol range {sym_lo}+{n_sym} invalid for {bits} bits")
-            _check(n_sym <= cur.left, f"{w}: truncated frequency table")
-            counts = np.array([cur.varint() for _ in range(n_sym)], dtype=np.uint64)
-            numel = math.prod(shape)
-            _check(int(counts.sum()) == numel, f"{w}: frequency table sums to {int(counts.sum())}, "
-                                               f"tensor has {numel} entries")
-            (n_words,) = cur.unpack("I")
-            _check(4 * n_words <= cur.left, f"{w}: declares {n_words} words, {cur.left // 4} present")
-            _check(n_words <= max_words(numel) and (n_sym > 1 or n_words == 0),
-                   f"{w}: {n_words} coded words for {numel} entries of {n_sym} symbols")
-            words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
-            gop.tensors.append(TensorRecord(mode, bits, tuple(shape), scales, sym_lo,
-                                            counts.astype(np.uint32), words))
+            (raw,) = cur.unpack("H")
+            step = np.frombuffer(struct.pack("<H", raw), dtype="<f2")[0]
+            _check(bool(np.isfinite(step)) and float(step) >= 0, f"{w}: bad step {float(step)}")
+            K = cur.varint()
+            _check(K <= MAX_LEVEL, f"{w}: largest level {K} exceeds {MAX_LEVEL}")
+            R = 0
+            if K:
+                (R,) = cur.unpack("H")
+                coded += math.prod(shape)
+            gop.tensors.append(TensorRecord(np.float16(step), K, R))
+        (n_words,) = cur.unpack("I")
+        _check(4 * n_words <= cur.left, f"{what}: declares {n_words} words, {cur.left // 4} present")
+        _check(n_words <= max_words(coded) and (coded > 0 or n_words == 0),
+               f"{what}: {n_words} coded words for {coded} coded entries")
+        _check(coded == 0 or n_words >= 1, f"{what}: no coded words for {coded} coded entries")
+        gop.words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
         _check(cur.left == 0, f"{what}: {cur.left} unexpected trailing bytes")
         return gop

@@ -46,21 +46,21 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("output", help="output .nerv file")
     p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, choices=QUALITY_LEVELS,
                    help=f"quality ladder rung (default {DEFAULT_QUALITY})")
-    p.add_argument("--steps", type=int, help="fine-tuning steps per GOP (overrides -q)")
-    p.add_argument("--bits", type=int, help="quantization bits 2..10 (overrides -q)")
-    p.add_argument("--prune", type=float, help="global prune ratio in [0, 1) (overrides -q)")
+    p.add_argument("--steps", type=int, help="fine-tuning steps per GOP")
+    p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q)")
+    p.add_argument("--lam", type=float, help="rate weight of the fit (expert; overrides -q)")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
     p.add_argument("--gop", type=int, help="frames per network (default 120)")
     p.add_argument("--frames", help="frame range a:b to encode")
     p.add_argument("--size", help="WxH of a raw YUV input")
     p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=5e-3, help="peak Adam learning rate")
+    p.add_argument("--lr", type=float, default=2e-2, help="peak Adam learning rate")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training device)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common_overwrite(p)
     a = p.parse_args(argv)
-    r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bits=a.bits, prune=a.prune,
+    r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bpp=a.bpp, lam=a.lam,
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
                progress=not a.quiet, overwrite=a.overwrite)
@@ -99,7 +99,7 @@ def info_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     r = BitstreamReader(a.input)
     h = r.header
-    print(f"{a.input}: {r.size} bytes, nervc bitstream v1")
+    print(f"{a.input}: {r.size} bytes, nervc bitstream v2")
     print(f"  video     {h.width}x{h.height}, {h.num_frames} frames @ {h.fps} fps "
           f"({8 * r.size / (h.width * h.height * h.num_frames):.4f} bpp)")
     print(f"  GOPs      {h.num_gops} of up to {h.gop_frames} frames")
@@ -108,10 +108,11 @@ def info_main(argv: list[str]) -> int:
     for i, s in enumerate(r.sections):
         g = r.read_gop(i)
         print(f"  GOP {i}: frames {s.first_frame}..{s.first_frame + s.num_frames - 1}, {s.length} bytes")
+        mode = "delta from init" if h.has_init else "absolute"
+        print(f"    {4 * len(g.words)} bytes of ANS words for every tensor ({mode})")
         for (name, shape), t in zip(r.shapes, g.tensors):
-            mode = "delta" if t.mode else "abs"
-            print(f"    {name:24s} {str(tuple(shape)):18s} {mode:5s} {t.bits}b "
-                  f"{4 * len(t.words):7d} B coded, {len(t.counts)} symbols")
+            model = f"levels -{t.K}..{t.K}, Laplace R={t.R}" if t.K else "all zero"
+            print(f"    {name:24s} {str(tuple(shape)):18s} step {float(t.step):.3g}, {model}")
     return 0
 
 

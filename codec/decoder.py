@@ -27,10 +27,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from bitstreams import BitstreamError, BitstreamReader, GopRecord, Header
-from codec.entropy import EntropyError, decode_levels
+from codec.entropy import EntropyError, LaplaceModel, decode_tensors
 from nervcore.errors import NervcError
 from codec.inits import find_init
-from codec.quantize import dequantize
 from nervcore.video_io import check_output, write_video
 from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for
 
@@ -180,18 +179,18 @@ def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict
 
 def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
                         init: dict[str, Tensor] | None) -> dict[str, Tensor]:
-    """Dequantized weights (base + residual) of one GOP, float32 on the CPU."""
+    """Weights of one GOP, float32 on the CPU: ``float32(level) * float32(step)``, plus the
+    init's tensor when the stream has an init (SPEC.md "Reconstructing a tensor")."""
+    models = [LaplaceModel(t.K, t.R) for t in gop.tensors]
+    sizes = [math.prod(shape) for _, shape in reader.shapes]
+    try:
+        levels = decode_tensors(gop.words, models, sizes)
+    except EntropyError as e:
+        raise BitstreamError(f"{reader.path}: GOP at frame {gop.first_frame}: {e}") from None
     weights = {}
-    for (name, shape), rec in zip(reader.shapes, gop.tensors):
-        try:
-            levels = decode_levels(rec.sym_lo, rec.counts, rec.words, rec.numel)
-        except EntropyError as e:
-            raise BitstreamError(f"{reader.path}: GOP at frame {gop.first_frame}, tensor {name}: {e}") from None
-        q = torch.from_numpy(levels.reshape(shape))
-        w = dequantize(q, torch.from_numpy(rec.scales.astype(np.float32)))
-        if rec.mode == 1:
-            w = w + init[name]
-        weights[name] = w
+    for (name, shape), rec, lv in zip(reader.shapes, gop.tensors, levels):
+        w = torch.from_numpy(lv.astype(np.float32).reshape(shape)) * float(np.float32(rec.step))
+        weights[name] = w + init[name] if init is not None else w
     return weights
 
 

@@ -1,11 +1,13 @@
-"""Video -> ``.nerv``: per GOP, fit a network from the init, then prune, quantize and code it.
+"""Video -> ``.nerv``: per GOP, fit a network from the init by rate-distortion optimisation,
+then entropy-code its integer levels.
 
-``encode_ladder`` writes several rungs of the quality ladder from one fine-tuning run (rungs
-differ only in pruning and quantization). The reported PSNR is measured on frames decoded from
-the file just written, and the reported size is that file's length: nothing is estimated.
+``encode_ladder`` writes several rungs of the quality ladder from one shared fit prefix (the
+schedule's stable phase, see ``codec.finetune.wsd_lr``). The reported PSNR is measured on frames decoded from the file
+just written, and the reported size is that file's length: nothing is estimated.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -16,13 +18,15 @@ import torch
 from tqdm import tqdm
 
 from bitstreams import GopRecord, Header, TensorRecord, write_bitstream
-from bitstreams.format import MAX_BITS, MAX_DIM, MIN_BITS
+from bitstreams.format import encode_gop, encode_header
+from bitstreams.format import MAX_DIM
 from codec.decoder import decode
-from codec.entropy import encode_levels
-from nervcore.errors import NervcError
-from codec.finetune import FitSettings, code_weights, fit_weights, frames_to_tensor
+from codec.entropy import encode_tensors, fit_laplace, model_bits
+from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
+                            run_fit, start_fit)
 from codec.inits import resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, DEFAULT_STEPS, LADDER
+from nervcore.errors import NervcError
 from nervcore.video_io import Video, check_output, read_video
 from metanerv.init_file import InitFile
 from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
@@ -40,6 +44,9 @@ class EncodeResult:
     encode_seconds: float
     init: str
     quality: int | None = None
+    estimated_bytes: int = 0  # payload bits the entropy models predict, plus the exact overhead
+    lam: float = 0.0  # the rate weight the fit ended with
+
 
     @property
     def bpp(self) -> float:
@@ -53,35 +60,54 @@ def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
-def _rung_settings(quality: int, steps: int | None, bits: int | None, prune: float | None,
-                   seed: int, lr: float, batch: int) -> FitSettings:
+def _settings(quality: int, steps: int | None, seed: int, lr: float, batch: int,
+              bpp: float | None, lam: float | None) -> FitSettings:
     if quality not in LADDER:
         raise NervcError(f"quality {quality} not in {sorted(LADDER)}")
-    rung = LADDER[quality]
-    s = FitSettings(steps=DEFAULT_STEPS if steps is None else steps, bits=bits or rung.bits,
-                    prune=rung.prune if prune is None else prune, seed=seed, lr=lr, batch=batch)
-    if not MIN_BITS <= s.bits <= MAX_BITS:
-        raise NervcError(f"--bits {s.bits} out of range [{MIN_BITS}, {MAX_BITS}]")
-    if not 0.0 <= s.prune < 1.0:
-        raise NervcError(f"--prune {s.prune} must be in [0, 1)")
+    s = FitSettings(steps=DEFAULT_STEPS if steps is None else steps, lr=lr, batch=batch, seed=seed,
+                    lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp)
     if s.steps < 0:
         raise NervcError("--steps must be >= 0")
     if s.batch < 1:
         raise NervcError("--batch must be >= 1")
+    if not (math.isfinite(s.lr) and s.lr > 0):
+        raise NervcError("--lr must be a positive number")
+    if bpp is not None and not (math.isfinite(bpp) and 0 < bpp <= 24):
+        raise NervcError("--bpp must be in (0, 24]")
+    if not (math.isfinite(s.lam) and s.lam >= 0):
+        raise NervcError("--lam must be >= 0")
     return s
 
 
+def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
+    """Entropy-code a fitted GOP; returns the record and the models' ideal payload bits."""
+    models = [fit_laplace(lv) for lv in coded.levels]
+    words = encode_tensors(coded.levels, models)
+    tensors = [TensorRecord(np.float16(st if m.K else 0), m.K, m.R) for st, m in zip(coded.steps, models)]
+    bits = sum(model_bits(lv, m) for lv, m in zip(coded.levels, models))
+    return GopRecord(first, n, tensors, words), bits
+
+
 def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os.PathLike], *,
-                  steps: int | None = None, bits: int | None = None, prune: float | None = None,
-                  init: str | os.PathLike | InitFile | None = "default", gop: int | None = None,
-                  frames: slice | None = None, size: tuple[int, int] | None = None,
-                  fps: Fraction | None = None, seed: int = 0, device: str = "cpu", lr: float = 5e-3,
-                  batch: int = 8, progress: bool = True, overwrite: bool = False) -> dict[int, EncodeResult]:
-    """Encode ``source`` once per quality in ``outputs`` ({quality: path}) from one fit."""
+                  steps: int | None = None, init: str | os.PathLike | InitFile | None = "default",
+                  gop: int | None = None, frames: slice | None = None,
+                  size: tuple[int, int] | None = None, fps: Fraction | None = None, seed: int = 0,
+                  device: str = "cpu", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
+                  lam: float | None = None, progress: bool = True,
+                  overwrite: bool = False) -> dict[int, EncodeResult]:
+    """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
+
+    With several rungs, they share the stable phase of the fitting schedule (at the geometric
+    mean of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
+    only) steers the rate weight to hit that many bits per pixel.
+    """
     if not outputs:
         raise NervcError("no output requested")
-    settings = {q: _rung_settings(q, steps, bits, prune, seed, lr, batch) for q in outputs}
+    if bpp is not None and len(outputs) > 1:
+        raise NervcError("--bpp sets one rate: ask for one output")
+    settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()}
+    dev = _device(device)
     start = time.perf_counter()
     video = source if isinstance(source, Video) else read_video(source, size=size, fps=fps, frames=frames)
     if video.width > MAX_DIM or video.height > MAX_DIM:
@@ -93,39 +119,42 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
     gop_frames = min(gop or DEFAULT_GOP, video.num_frames)
     grid_hw = grid_size_for(video.height, video.width, config)
     init_state = init_state_for(init_file.state, grid_hw) if init_file else None
-    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    fit_settings = next(iter(settings.values()))
+    first_s = next(iter(settings.values()))
+    shared_lam = math.exp(sum(math.log(max(s.lam, 1e-6)) for s in settings.values()) / len(settings))
 
     records: dict[int, list[GopRecord]] = {q: [] for q in outputs}
-    coding_seconds = {q: 0.0 for q in outputs}
+    est_bits = {q: 0.0 for q in outputs}
+    lams = {q: 0.0 for q in outputs}
     starts = list(range(0, video.num_frames, gop_frames))
     for gi, first in enumerate(tqdm(starts, desc="encode", unit="GOP", disable=not progress or len(starts) == 1)):
         chunk = video.frames[first:first + gop_frames]
+        pixels = chunk.shape[0] * video.width * video.height
         target = pad_to_stride(frames_to_tensor(chunk), config.total_stride).to(dev)
         model = build_model(config, grid_hw, init_file.state if init_file else None, seed=seed + gi).to(dev)
-        gop_init = {k: v.to(dev) for k, v in init_state.items()} if init_state else None
+        base = {k: v.to(dev) for k, v in init_state.items()} if init_state else None
         label = f" GOP {gi + 1}/{len(starts)}" if len(starts) > 1 else ""
-        weights = fit_weights(model, target, replace(fit_settings, seed=seed + gi), progress, label)
+        common = replace(first_s, seed=seed + gi, lam=shared_lam)
+        state = start_fit(model, base, common)
+        prefix = decay_start(common) if len(settings) > 1 else common.steps
+        run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
         for q, s in settings.items():
-            t0 = time.perf_counter()
-            coded = code_weights(model, target, weights, gop_init, replace(s, seed=seed + gi),
-                                 progress, label + (f" q{q}" if len(settings) > 1 else ""))
-            tensors = []
-            for ct in coded:
-                lo, counts, words = encode_levels(ct.levels.numpy())
-                tensors.append(TensorRecord(ct.mode, ct.bits, tuple(ct.levels.shape),
-                                            ct.scales.numpy().astype(np.float16), lo, counts, words))
-            records[q].append(GopRecord(first, chunk.shape[0], tensors))
-            coding_seconds[q] += time.perf_counter() - t0
-    fit_seconds = time.perf_counter() - start - sum(coding_seconds.values())
+            s = replace(s, seed=seed + gi)
+            mine = branch(state) if len(settings) > 1 else state
+            mine.lam = s.lam if len(settings) > 1 else mine.lam
+            run_fit(model, target, base, mine, s, s.steps, pixels, progress,
+                    f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
+            record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
+            records[q].append(record)
+            est_bits[q] += bits
+            lams[q] = mine.lam
+    seconds = time.perf_counter() - start
 
     header = Header(video.width, video.height, video.num_frames, video.fps, gop_frames, len(starts),
-                    config, init_file.digest if init_file else bytes(32))
+                    config, init_file.digest if init_file else bytes(16))
     results = {}
     for q, path in paths.items():
-        t0 = time.perf_counter()
         num_bytes = write_bitstream(path, header, records[q])
-        seconds = fit_seconds + coding_seconds[q] + time.perf_counter() - t0
+        overhead = len(encode_header(header)) + sum(len(encode_gop(g)) - 4 * len(g.words) for g in records[q])
         try:
             decoded = decode(path, None, device="cpu", init=[init_file] if init_file else None)
         except NervcError:
@@ -136,15 +165,26 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
             raise NervcError("internal error: written size differs from the file size")
         results[q] = EncodeResult(str(path), num_bytes, video.width, video.height, video.num_frames,
                                   video.fps, rgb_psnr(decoded.frames, video.frames), seconds,
-                                  init_file.name if init_file else "random", q)
+                                  init_file.name if init_file else "random", q,
+                                  overhead + int(math.ceil(est_bits[q] / 8)), lams[q])
     return results
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NervcError("--device cuda requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
+    return torch.device(device)
 
 
 def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
            quality: int = DEFAULT_QUALITY, **kwargs) -> EncodeResult:
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
-    Keyword arguments are those of ``encode_ladder`` (steps, bits, prune, init, gop, frames,
-    size, fps, seed, device, lr, batch, progress, overwrite).
+    Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
+    seed, device, lr, batch, bpp, lam, progress, overwrite).
     """
     return encode_ladder(source, {quality: output}, **kwargs)[quality]

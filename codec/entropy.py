@@ -1,81 +1,166 @@
-"""Entropy coding of quantized tensors with constriction's ANS coder.
+"""Entropy coding of quantized tensors: a parametric model that costs two bytes to send.
 
-Each tensor is coded with a categorical model whose frequency table (the tensor's own
-histogram) travels in the bitstream, so the decoder rebuilds exactly the same model: the
-probabilities are ``counts / sum(counts)`` handed to ``constriction.stream.model.Categorical``
-with ``perfect=False``, whose fixed-point rounding is deterministic.
+Every tensor's levels ``k`` in ``[-K, K]`` are coded with a zero-mean discretized Laplace whose
+only parameter travels as a 16-bit fixed-point number ``R = round(65536 * exp(-1 / (2 b)))``
+(``b`` = the Laplace scale in steps). Both sides derive the frequency table from ``R`` and ``K``
+with integer arithmetic only (:func:`laplace_counts`, SPEC.md "Frequency table"), so no
+floating-point ``exp`` whose last bits differ between machines or libraries ever decides a
+probability. The table goes to constriction's ``Categorical`` exactly as version 1 did (counts
+over their sum; that division and constriction's quantization are plain IEEE arithmetic).
+
+All tensors of one GOP share one ANS stream (one 64-bit coder state per GOP, not per tensor).
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import constriction
 import numpy as np
 
 from nervcore.errors import NervcError
 
+R_ONE = 1 << 16
+MAX_LEVEL = 32767  # |level| bound: keeps every frequency table at most 65,535 entries
+
 
 class EntropyError(NervcError):
-    """Coded data inconsistent with its frequency table."""
+    """Coded data inconsistent with its models."""
 
 
-def _model(counts: np.ndarray):
-    probs = counts.astype(np.float64)
-    return constriction.stream.model.Categorical(probs / probs.sum(), perfect=False)
+@dataclass(frozen=True)
+class LaplaceModel:
+    """The entropy model of one tensor: levels in ``[-K, K]``, decay parameter ``R``."""
+
+    K: int
+    R: int
+
+    @property
+    def size(self) -> int:
+        return 2 * self.K + 1
 
 
-def encode_levels(levels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """Integer levels -> (lowest level, frequency table over [lo, hi], uint32 ANS words)."""
-    flat = np.asarray(levels, dtype=np.int64).ravel()
-    lo, hi = int(flat.min()), int(flat.max())
-    symbols = (flat - lo).astype(np.int32)
-    counts = np.bincount(symbols, minlength=hi - lo + 1).astype(np.uint32)
-    if len(counts) == 1:  # a single symbol: its count says everything
-        return lo, counts, np.zeros(0, np.uint32)
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(symbols, _model(counts))
-    return lo, counts, coder.get_compressed().astype(np.uint32)
+def laplace_counts(R: int, K: int) -> np.ndarray:
+    """Integer frequencies of levels ``-K..K`` (index ``k + K``), as SPEC.md defines them.
 
-
-def decode_levels(lo: int, counts: np.ndarray, words: np.ndarray, numel: int) -> np.ndarray:
-    """Inverse of ``encode_levels``; raises EntropyError on any inconsistency.
-
-    Nothing that comes from the data reaches constriction unchecked: the table must be a
-    non-empty 1-D array of counts summing to ``numel``, and any exception constriction raises on
-    crafted words, including a Rust panic (pyo3's PanicException derives from BaseException),
-    becomes an EntropyError. The decoded symbols must lie in the table's range, reproduce its
-    histogram exactly and consume every word.
+    With ``r = R / 2^16`` and ``t = r^2``: ``P(0) = 1 - r``, ``P(k) = r (1 - t) t^(|k|-1) / 2``.
+    In 2^-32 units: ``f0 = (2^16 - R) << 16``, ``f1 = (R (2^16 - T)) >> 1`` with
+    ``T = (R R) >> 16``, ``f(m+1) = (f(m) T) >> 16``; the count of level ``k`` is
+    ``max(f(|k|) >> 8, 1)`` so every level in range stays codable.
     """
-    counts = np.asarray(counts)
-    if counts.ndim != 1 or len(counts) == 0 or counts.dtype.kind not in "ui":
-        raise EntropyError("malformed frequency table")
-    if counts.dtype.kind == "i" and int(counts.min()) < 0:
-        raise EntropyError("negative count in the frequency table")
-    counts = counts.astype(np.uint64)
-    if numel <= 0 or int(counts.sum()) != numel:
-        raise EntropyError("frequency table does not match the tensor size")
+    if not (0 <= R < R_ONE and 0 <= K <= MAX_LEVEL):
+        raise EntropyError(f"entropy model R={R}, K={K} out of range")
+    T = (R * R) >> 16
+    f = [(R_ONE - R) << 16]
+    if K >= 1:
+        f.append((R * (R_ONE - T)) >> 1)
+        for _ in range(K - 1):
+            f.append((f[-1] * T) >> 16)
+    half = np.maximum(np.array([v >> 8 for v in f], dtype=np.int64), 1)
+    return np.concatenate([half[:0:-1], half]).astype(np.uint32)
+
+
+def _categorical(model: LaplaceModel):
+    counts = laplace_counts(model.R, model.K).astype(np.float64)
+    return constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+
+
+def model_bits(levels: np.ndarray, model: LaplaceModel) -> float:
+    """Ideal code length (bits) of ``levels`` under ``model``'s integer table."""
+    if model.K == 0:
+        return 0.0
+    counts = laplace_counts(model.R, model.K).astype(np.float64)
+    logp = np.log2(counts / counts.sum())
+    hist = np.bincount(np.asarray(levels, np.int64).ravel() + model.K, minlength=model.size)
+    return float(-(hist * logp).sum())
+
+
+def fit_laplace(levels: np.ndarray) -> LaplaceModel:
+    """The model (``K`` = max |level|, best ``R``) that codes ``levels`` in the fewest bits.
+
+    A coarse scan of ``R`` on the closed-form (float) cost, then the exact integer-table cost
+    around the best candidate; the encoder alone runs this, the decoder reads ``R``.
+    """
+    a = np.abs(np.asarray(levels, np.int64).ravel())
+    K = int(a.max()) if a.size else 0
+    if K > MAX_LEVEL:
+        raise EntropyError(f"level {K} exceeds the format's limit of {MAX_LEVEL}")
+    if K == 0:
+        return LaplaceModel(0, 0)
+    hist = np.bincount(a, minlength=K + 1).astype(np.float64)
+    n0, n_nz = hist[0], hist[1:].sum()
+    sum_m1 = float((hist[1:] * (np.arange(1, K + 1) - 1)).sum())
+
+    def approx(r: np.ndarray) -> np.ndarray:  # ideal Laplace bits, ignoring the floor of 1
+        t = r * r
+        return -(n0 * np.log2(1 - r) + n_nz * np.log2(0.5 * r * (1 - t)) + sum_m1 * np.log2(t))
+
+    grid = np.unique(np.clip(np.round(np.linspace(0.0, 1.0, 513)[1:-1] ** 0.5 * R_ONE), 1, R_ONE - 1))
+    best = int(grid[int(np.argmin(approx(grid / R_ONE)))])
+    cands = range(max(1, best - 256), min(R_ONE - 1, best + 256) + 1, 16)
+    signed = np.asarray(levels, np.int64).ravel()
+    best = min(cands, key=lambda R: model_bits(signed, LaplaceModel(K, R)))
+    fine = range(max(1, best - 15), min(R_ONE - 1, best + 15) + 1)
+    best = min(fine, key=lambda R: model_bits(signed, LaplaceModel(K, R)))
+    return LaplaceModel(K, int(best))
+
+
+def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel]) -> np.ndarray:
+    """One ANS stream (uint32 words) for every tensor of a GOP, decodable in list order."""
+    coder = constriction.stream.stack.AnsCoder()
+    for lv, m in reversed(list(zip(levels, models))):
+        if m.K == 0:
+            continue
+        symbols = (np.asarray(lv, np.int64).ravel() + m.K).astype(np.int32)
+        coder.encode_reverse(symbols, _categorical(m))
+    return coder.get_compressed().astype(np.uint32)
+
+
+def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[int]) -> list[np.ndarray]:
+    """Inverse of :func:`encode_tensors`; raises EntropyError on any inconsistency.
+
+    Nothing from the data reaches constriction unchecked, and any exception it raises on crafted
+    words, including a Rust panic (pyo3's PanicException derives from BaseException), becomes an
+    EntropyError. The stream must be consumed exactly.
+    """
     words = np.asarray(words)
     if words.ndim != 1 or (len(words) and words.dtype != np.uint32):
         raise EntropyError("malformed coded words")
-    if len(counts) == 1:
+    coded = [m.K > 0 for m in models]
+    if not any(coded):
         if len(words):
-            raise EntropyError("single-symbol tensor carries coded words")
-        return np.full(numel, lo, dtype=np.int64)
+            raise EntropyError("coded words present but every tensor is zero")
+        return [np.zeros(n, np.int64) for n in sizes]
+    if not len(words):
+        raise EntropyError("no coded words for non-zero tensors")
+    out = []
     try:
-        model = _model(counts)
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
-        symbols = np.asarray(coder.decode(model, numel))
+        for m, n in zip(models, sizes):
+            if m.K == 0:
+                out.append(np.zeros(n, np.int64))
+                continue
+            symbols = np.asarray(coder.decode(_categorical(m), n))
+            if symbols.shape != (n,) or (n and (int(symbols.min()) < 0 or int(symbols.max()) >= m.size)):
+                raise EntropyError("decoded symbol outside its model (corrupted data)")
+            out.append(symbols.astype(np.int64) - m.K)
         exhausted = coder.is_empty()
+    except EntropyError:
+        raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
         raise
     except BaseException as e:  # noqa: BLE001 - ValueError, AssertionError or a Rust panic
         raise EntropyError(f"corrupted entropy-coded data ({type(e).__name__})") from None
-    if symbols.shape != (numel,):
-        raise EntropyError("entropy decoder returned the wrong number of symbols")
-    if int(symbols.min()) < 0 or int(symbols.max()) >= len(counts):
-        raise EntropyError("decoded symbol outside the frequency table (corrupted data)")
-    if not np.array_equal(np.bincount(symbols, minlength=len(counts)), counts.astype(np.int64)):
-        raise EntropyError("decoded symbols do not match their frequency table (corrupted data)")
     if not exhausted:
         raise EntropyError("unconsumed entropy-coded data (corrupted data)")
-    levels = symbols.astype(np.int64)
-    levels += lo
-    return levels
+    return out
+
+
+def words_bound(total_symbols: int) -> int:
+    """Most 32-bit words ``total_symbols`` symbols can take: at most 24 bits each plus the
+    coder's 64-bit state (constriction's default precision)."""
+    return -(-(24 * total_symbols + 64) // 32)
+
+
+def bits_to_bytes(bits: float) -> int:
+    return int(math.ceil(bits / 8.0))

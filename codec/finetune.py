@@ -1,14 +1,20 @@
-"""Fitting one GOP's network: fine-tune, choose per-tensor coding, prune, quantization-aware tune.
+"""Fitting one GOP's network by rate-distortion optimisation.
 
-Weights are handled as a dict of plain tensors and evaluated with ``torch.func.functional_call``
-so the same module serves every phase: free weights first, then ``base + Q(residual * mask)``
-where ``base`` is the init (delta coding) or zero (absolute coding) and ``Q`` is per-channel
-fake quantization with a straight-through gradient.
+The decode weights are ``base + step * round(r / step)`` (``base`` = the init's tensors for
+delta coding, zero without an init); the residuals ``r``, the per-tensor steps and the Laplace
+scales of :class:`codec.rate.RateModel` are trained together on
+``distortion + lam * bits / pixels``. There is no separate pruning or bit-depth choice: a
+weight the picture does not need is pulled to level 0 by the rate term, where it costs a
+fraction of a bit (and, with an init, keeps the init's value).
+
+The fit is split so that several rungs of the ladder can share it: :func:`start_fit` builds the
+state, :func:`run_fit` advances it by a range of steps of one schedule, and the state can be
+copied (``copy.deepcopy``) to branch rungs off a common prefix.
 """
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,35 +23,55 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
-from codec.prune import global_magnitude_masks
-from codec.quantize import fake_quantize, quantize
+from codec.rate import RateModel, initial_step
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
 
 
+RATE_GAIN = 0.05  # log-lam change per step per unit of log rate error (--bpp)
+
+
 @dataclass
 class FitSettings:
-    steps: int = 600
-    qat_steps: int | None = None  # default: qat_fraction * steps
-    lr: float = 5e-3
+    steps: int = 300
+    lr: float = 2e-2  # peak Adam step of the residuals (README "Choices measured")
+    rate_lr: float = 2e-2  # peak Adam step of log steps and log scales
     batch: int = 8
     l1_weight: float = 0.7
-    bits: int = 6
-    prune: float = 0.2
-    qat_fraction: float = 0.2  # extra steps after pruning, as a fraction of ``steps``
-    qat_lr: float = 1e-3
+    lam: float = 0.3  # bits are weighed as lam * bits per pixel of the GOP
+    decay_fraction: float = 0.4  # the last part of the schedule, where the step size decays
+    target_bpp: float | None = None  # steer lam towards this rate instead of keeping it fixed
     seed: int = 0
 
 
 @dataclass
-class CodedTensor:
-    """A tensor ready for the bitstream: coding mode, integer levels and step sizes."""
+class FitState:
+    """Everything a fit carries between steps (deep-copyable to branch rungs)."""
 
-    name: str
-    mode: int  # 0 absolute, 1 delta from init
-    bits: int
-    levels: Tensor  # int64, same shape as the weight
-    scales: Tensor  # float32 with float16 values
+    resid: dict[str, Tensor]
+    rate: RateModel
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    lam: float = 0.3
+    step: int = 0
+    bpp: float = 0.0  # the last step's rate estimate
+
+
+@dataclass
+class CodedGop:
+    """A fitted GOP ready for the bitstream: per tensor its float16 step and integer levels."""
+
+    names: list[str]
+    steps: list[np.float16]
+    levels: list[np.ndarray]  # int64, shape of the tensor
+
+    def weights(self, base: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        """The decoder's weights: ``base + float32(level) * float32(step)``."""
+        out = {}
+        for k, s, lv in zip(self.names, self.steps, self.levels):
+            r = torch.from_numpy(lv.astype(np.float32)) * float(np.float32(s))
+            out[k] = r + base[k].cpu() if base is not None else r
+        return out
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -55,83 +81,108 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _entropy_bits(levels: Tensor) -> float:
-    """Empirical entropy of the levels plus the frequency table, a proxy for coded size."""
-    _, counts = torch.unique(levels, return_counts=True)
-    p = counts.double() / counts.sum()
-    return float(-(counts.double() * torch.log2(p)).sum()) + 16 * len(counts)
+def wsd_lr(step: int, total: int, peak: float, warmup: int, decay_from: int) -> float:
+    """Warmup, stable at ``peak`` until ``decay_from``, then a cosine down to zero at ``total``.
+
+    The stable part is what ladder rungs share; each rung's decay is its own, starting at the
+    full step size, so a branch can still move far from the shared state.
+    """
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if step < decay_from:
+        return peak
+    progress = (step - decay_from) / max(total - decay_from, 1)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _train(model: NeRV, frames: Tensor, weights: Callable[[], dict[str, Tensor]],
-           leaves: list[Tensor], steps: int, lr: float, s: FitSettings, gen: torch.Generator,
-           desc: str, progress: bool) -> None:
+def decay_start(s: FitSettings) -> int:
+    """First step of the decay phase (ladder rungs branch off here)."""
+    return int(round(s.steps * (1.0 - s.decay_fraction)))
+
+
+def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> FitState:
+    """Residuals start at the model's weights minus ``base`` (zero when fitting from an init)."""
+    params = dict(model.named_parameters())
+    names = decode_param_names(model)
+    resid = {}
+    for k in names:
+        b = base[k].to(params[k].device) if base is not None else None
+        w = params[k].detach()
+        resid[k] = (w - b if b is not None else w).clone().requires_grad_(True)
+    steps = {k: initial_step(base[k] if base is not None else None, params[k].detach()) for k in names}
+    rate = RateModel(resid, steps)
+    opt = torch.optim.Adam([{"params": list(resid.values()), "lr": s.lr},
+                            {"params": list(rate.parameters()), "lr": s.rate_lr}])
+    return FitState(resid, rate, opt, torch.Generator().manual_seed(s.seed), lam=s.lam)
+
+
+def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
+            s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit") -> FitState:
+    """Advance ``state`` to step ``until`` of an ``s.steps``-step cosine schedule.
+
+    ``frames`` is ``[n, 3, Hp, Wp]`` (padded), ``pixels`` the unpadded pixel count of the GOP
+    (the rate's denominator).
+    """
     n = frames.shape[0]
-    opt = torch.optim.Adam(leaves, lr=lr)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, unit="step")
+    names = list(state.resid)
+    dev = frames.device
+    bases = {k: (base[k].to(dev) if base is not None else None) for k in names}
+    bar = tqdm(range(state.step, until), desc=desc, disable=not progress, leave=False, unit="step")
     smooth = None
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, steps, lr, warmup=max(steps // 20, 1))
-        idx = torch.randperm(n, generator=gen)[: s.batch] if n > s.batch else torch.arange(n)
-        target = frames[idx]
-        t = frame_times(idx, n).to(frames.device)
-        pred = functional_call(model, weights(), (t,))
-        loss = reconstruction_loss(pred, target, s.l1_weight)
-        opt.zero_grad(set_to_none=True)
+        f = wsd_lr(step, s.steps, 1.0, warmup=max(s.steps // 20, 1), decay_from=decay_start(s))
+        state.opt.param_groups[0]["lr"] = s.lr * f
+        state.opt.param_groups[1]["lr"] = s.rate_lr * f
+        idx = torch.randperm(n, generator=state.gen)[: s.batch] if n > s.batch else torch.arange(n)
+        target = frames[idx.to(dev)]
+        q = state.rate.quantized(state.resid)
+        weights = {k: (bases[k] + q[k] if bases[k] is not None else q[k]) for k in names}
+        pred = functional_call(model, weights, (frame_times(idx, n).to(dev),))
+        dist = reconstruction_loss(pred, target, s.l1_weight)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s.seed * 1_000_003 + step)
+            bits = state.rate.bits(state.resid)
+        loss = dist + state.lam * bits / pixels
+        state.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        if progress:
+        state.opt.step()
+        if s.target_bpp:  # dual ascent on log lam: more weight on rate while over the target
+            with torch.no_grad():  # the rounded levels' bits: what the file will hold
+                state.bpp = float(state.rate.bits(state.resid, noise=False)) / pixels
+            state.lam = float(np.clip(state.lam * math.exp(RATE_GAIN * math.log(state.bpp / s.target_bpp)),
+                                      1e-4, 1e4))
+        if progress and step % 10 == 0:
             p = float(psnr(pred.detach(), target))
-            smooth = p if smooth is None else 0.9 * smooth + 0.1 * p
-            bar.set_postfix(psnr=f"{smooth:.2f}dB")
+            smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
+            bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{float(bits.detach()) / pixels:.3f}")
     bar.close()
+    state.step = until
+    return state
 
 
-def fit_weights(model: NeRV, frames: Tensor, s: FitSettings, progress: bool = True,
-                label: str = "") -> dict[str, Tensor]:
-    """Phase 1: fine-tune the decode weights of ``model`` on ``frames`` ``[n, 3, Hp, Wp]``."""
-    gen = torch.Generator().manual_seed(s.seed)
-    params = dict(model.named_parameters())
-    free = {k: params[k].detach().clone().requires_grad_(True) for k in decode_param_names(model)}
-    _train(model, frames, lambda: free, list(free.values()), s.steps, s.lr, s, gen,
-           f"fit{label}", progress)
-    return {k: v.detach() for k, v in free.items()}
-
-
-def code_weights(model: NeRV, frames: Tensor, weights: dict[str, Tensor],
-                 init: dict[str, Tensor] | None, s: FitSettings, progress: bool = True,
-                 label: str = "") -> list[CodedTensor]:
-    """Phase 2: per-tensor coding choice, global pruning and quantization-aware tuning.
-
-    ``init`` holds the init's decode tensors (grid already resampled) for delta coding, or None.
-    """
-    gen = torch.Generator().manual_seed(s.seed + 1)
-    names = list(weights)
-    base, resid, modes = {}, {}, {}
+def finish_fit(state: FitState) -> CodedGop:
+    """The integer levels and float16 steps the bitstream stores."""
+    names = list(state.resid)
+    steps, levels = [], []
     for k in names:
-        w = weights[k]
-        candidates = [(0, torch.zeros_like(w))]
-        if init is not None:
-            candidates.append((1, init[k].to(w.device)))
-        best = min(candidates, key=lambda c: _entropy_bits(quantize(w - c[1], s.bits)[0]))
-        modes[k], base[k] = best
-        resid[k] = (w - base[k]).clone()
+        step = np.float16(state.rate.step_value(k))
+        lv = torch.round(state.resid[k].detach().float().cpu() / float(np.float32(step)))
+        steps.append(step)
+        levels.append(lv.to(torch.int64).numpy())
+    return CodedGop(names, steps, levels)
 
-    masks = global_magnitude_masks(resid, s.prune)
-    resid = {k: (resid[k] * masks[k]).requires_grad_(True) for k in names}
 
-    def quantized() -> dict[str, Tensor]:
-        return {k: base[k] + fake_quantize(resid[k] * masks[k], s.bits) for k in names}
+def fit_gop(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, s: FitSettings,
+            pixels: int, progress: bool = True, desc: str = "fit") -> CodedGop:
+    """Fit one GOP from ``model``'s weights with one rate weight: the whole schedule."""
+    state = start_fit(model, base, s)
+    run_fit(model, frames, base, state, s, s.steps, pixels, progress, desc)
+    return finish_fit(state)
 
-    qat_steps = s.qat_steps if s.qat_steps is not None else int(round(s.steps * s.qat_fraction))
-    if qat_steps:
-        _train(model, frames, quantized, list(resid.values()), qat_steps, s.qat_lr, s, gen,
-               f"prune+quant{label}", progress)
-    coded = []
-    for k in names:
-        levels, scales = quantize(resid[k].detach() * masks[k], s.bits)
-        coded.append(CodedTensor(k, modes[k], s.bits, levels.cpu(), scales.cpu()))
-    return coded
+
+def branch(state: FitState) -> FitState:
+    """An independent copy of a fit (tensors, optimizer moments, sampler) to continue apart."""
+    return copy.deepcopy(state)
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:

@@ -23,9 +23,11 @@ def resolve_init(spec: str | os.PathLike | InitFile | None) -> InitFile | None:
 
 
 def find_init(digest: bytes, extra: list[str | os.PathLike | InitFile] | None = None) -> InitFile:
-    """The init whose content digest is ``digest``, among ``extra`` and the shipped ones."""
+    """The init whose content digest starts with ``digest`` (a bitstream holds its first 16
+    bytes), among ``extra`` and the shipped ones."""
+    digest = bytes(digest)
     for given in extra or []:
-        if isinstance(given, InitFile) and given.digest == digest:
+        if isinstance(given, InitFile) and given.digest[:len(digest)] == digest:
             return given
     paths = [e for e in (extra or []) if not isinstance(e, InitFile)]
     for path in known_inits(paths):
@@ -33,7 +35,7 @@ def find_init(digest: bytes, extra: list[str | os.PathLike | InitFile] | None = 
             init = load_init(path)
         except NervcError:
             continue
-        if init.digest == digest:
+        if init.digest[:len(digest)] == digest:
             return init
     raise NervcError(f"this bitstream was encoded from init {digest.hex()[:16]}, which this decoder "
                      "does not have; pass the init file with --init PATH")

@@ -171,11 +171,37 @@ def decode_param_names(model: NeRV) -> list[str]:
     return [n for n, _ in model.named_parameters() if not n.startswith("aux_heads.")]
 
 
+def _linear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of one axis, SPEC.md "Resizing the init grid" (float32)."""
+    f32 = np.float32
+    scale = f32(n_in) / f32(n_out)
+    src = scale * (np.arange(n_out, dtype=f32) + f32(0.5)) - f32(0.5)
+    src = np.maximum(src, f32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    lam1 = np.clip(src - i0.astype(f32), f32(0), f32(1)).astype(f32)
+    i1 = i0 + (i0 < n_in - 1)
+    return i0, i1, (f32(1) - lam1).astype(f32), lam1
+
+
 def resize_grid(grid: Tensor, grid_hw: tuple[int, int]) -> Tensor:
-    """Resample an init's grid ``[A, C0, h, w]`` to ``grid_hw`` (bilinear, CPU float32)."""
-    if tuple(grid.shape[-2:]) == tuple(grid_hw):
-        return grid.clone()
-    return F.interpolate(grid.float(), size=tuple(grid_hw), mode="bilinear", align_corners=False)
+    """Resample an init's grid ``[A, C0, h, w]`` to ``grid_hw`` (bilinear, align_corners=False).
+
+    The arithmetic is the one SPEC.md fixes, not ``F.interpolate``: PyTorch's CPU kernel picks
+    a different evaluation order by output size (channels-last vectorized path when
+    ``out_h + out_w <= 128``) and fuses multiply-adds on AVX2/AVX-512 builds but not on the
+    default one, so its last bit depended on the machine and the delta-coded weights were not
+    reproducible. Here: a width pass, then a height pass, each ``x0·λ0 + x1·λ1`` as separate
+    float32 multiplies and adds (differentiable; the same on every device).
+    """
+    g = grid.float()
+    h, w = (int(v) for v in grid_hw)
+    if g.shape[-1] != w:
+        i0, i1, l0, l1 = (torch.as_tensor(a, device=g.device) for a in _linear_axis(g.shape[-1], w))
+        g = g.index_select(-1, i0) * l0 + g.index_select(-1, i1) * l1
+    if g.shape[-2] != h:
+        i0, i1, l0, l1 = (torch.as_tensor(a, device=g.device) for a in _linear_axis(g.shape[-2], h))
+        g = g.index_select(-2, i0) * l0[:, None] + g.index_select(-2, i1) * l1[:, None]
+    return g.clone() if g is grid else g
 
 
 def frame_times(indices: Tensor | list[int], n_frames: int) -> Tensor:

@@ -45,13 +45,20 @@ def test_same_seed_same_bytes_and_bit_exact_decode(tmp_path, bus):
     assert np.array_equal(f1, f2)
 
 
-def test_training_improves_psnr_and_more_bits_cost_more(tmp_path, bus):
-    short = codec.encode(bus, tmp_path / "s.nerv", steps=2, bits=6, prune=0.0, init="random", progress=False)
-    longer = codec.encode(bus, tmp_path / "l.nerv", steps=60, bits=6, prune=0.0, init="random", progress=False)
+def test_training_improves_psnr_and_a_higher_rate_weight_costs_fewer_bytes(tmp_path, bus):
+    short = codec.encode(bus, tmp_path / "s.nerv", steps=2, lam=0.1, init="random", progress=False)
+    longer = codec.encode(bus, tmp_path / "l.nerv", steps=60, lam=0.1, init="random", progress=False)
     assert longer.psnr > short.psnr + 1.0
-    fat = codec.encode(bus, tmp_path / "f.nerv", steps=2, bits=8, prune=0.0, init="random", progress=False)
-    thin = codec.encode(bus, tmp_path / "t.nerv", steps=2, bits=4, prune=0.5, init="random", progress=False)
-    assert thin.num_bytes < fat.num_bytes
+    fat = codec.encode(bus, tmp_path / "f.nerv", steps=20, lam=0.05, progress=False)
+    thin = codec.encode(bus, tmp_path / "t.nerv", steps=20, lam=5.0, progress=False)
+    assert thin.num_bytes < 0.7 * fat.num_bytes
+
+
+def test_file_size_matches_the_rate_estimate(tmp_path, bus):
+    """The entropy models' ideal bits plus the exact overhead predict the written bytes."""
+    for lam in (0.05, 2.0):
+        r = codec.encode(bus, tmp_path / f"e{lam}.nerv", steps=10, lam=lam, progress=False)
+        assert abs(r.num_bytes - r.estimated_bytes) <= max(0.02 * r.num_bytes, 16)
 
 
 def test_printed_bpp_is_file_size_over_pixels(tmp_path, capsys, bus):
@@ -95,9 +102,9 @@ def test_info_lists_every_section(tmp_path, capsys, bus):
     assert "GOP 0" in text and "GOP 1" in text and "head.weight" in text
 
 
-def test_ladder_from_one_fit_orders_rates(tmp_path, bus):
-    outs = {q: tmp_path / f"q{q}.nerv" for q in (1, 3, 5)}
-    res = codec.encode_ladder(bus, outs, steps=3, init="random", progress=False)
-    sizes = [res[q].num_bytes for q in (1, 3, 5)]
+def test_ladder_from_one_shared_fit_orders_rates(tmp_path, bus):
+    outs = {q: tmp_path / f"q{q}.nerv" for q in (1, 4, 8)}
+    res = codec.encode_ladder(bus, outs, steps=10, progress=False)
+    sizes = [res[q].num_bytes for q in (1, 4, 8)]
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
     assert all(res[q].num_bytes == outs[q].stat().st_size for q in outs)

@@ -104,8 +104,10 @@ def test_encode_raw_yuv_without_size(capsys, out_dir, tmp_path):
 
 def test_encode_bad_options(capsys, out_dir, clip):
     o = str(out_dir / "o.nerv")
-    _fails(capsys, ["encode", str(clip), o, "--bits", "11", *ENC], "bits", out_dir)
-    _fails(capsys, ["encode", str(clip), o, "--prune", "1.5", *ENC], "prune", out_dir)
+    _fails(capsys, ["encode", str(clip), o, "--bpp", "-1", *ENC], "bpp", out_dir)
+    _fails(capsys, ["encode", str(clip), o, "--bpp", "nan", *ENC], "bpp", out_dir)
+    _fails(capsys, ["encode", str(clip), o, "--lam", "-2", *ENC], "lam", out_dir)
+    _fails(capsys, ["encode", str(clip), o, "-q", "9", *ENC], "invalid choice", out_dir)
     _fails(capsys, ["encode", str(clip), o, "--frames", "5:2", *ENC], "frame range", out_dir)
     _fails(capsys, ["encode", str(clip), o, "--frames", "100:", *ENC], "no frames", out_dir)
     _fails(capsys, ["encode", str(clip), o, "--steps", "x", "--quiet"], "invalid int", out_dir)
