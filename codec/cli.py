@@ -7,6 +7,7 @@ nothing partial is left behind because every writer is atomic.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -105,8 +106,12 @@ def info_main(argv: list[str]) -> int:
     print(f"  GOPs      {h.num_gops} of up to {h.gop_frames} frames")
     print(f"  model     {h.config.to_dict()} grid {h.grid_hw[0]}x{h.grid_hw[1]}")
     print(f"  init      {h.init_digest.hex()[:16] if h.has_init else 'none (random init)'}")
-    for i, s in enumerate(r.sections):
-        g = r.read_gop(i)
+    gops = [r.read_gop(i) for i in range(len(r.sections))]
+    coded = sum(4 * len(g.words) for g in gops)
+    weights = len(gops) * sum(math.prod(shape) for _, shape in r.shapes)
+    print(f"  rate      {8 * coded / weights:.3f} bits per weight ({weights} weights); side information "
+          f"(header, section and tensor fields) {r.size - coded} bytes = {100 * (r.size - coded) / r.size:.2f} %")
+    for i, (s, g) in enumerate(zip(r.sections, gops)):
         print(f"  GOP {i}: frames {s.first_frame}..{s.first_frame + s.num_frames - 1}, {s.length} bytes")
         mode = "delta from init" if h.has_init else "absolute"
         print(f"    {4 * len(g.words)} bytes of ANS words for every tensor ({mode})")

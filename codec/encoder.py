@@ -120,7 +120,7 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
     grid_hw = grid_size_for(video.height, video.width, config)
     init_state = init_state_for(init_file.state, grid_hw) if init_file else None
     first_s = next(iter(settings.values()))
-    shared_lam = math.exp(sum(math.log(max(s.lam, 1e-6)) for s in settings.values()) / len(settings))
+    shared_lam = min(s.lam for s in settings.values())
 
     records: dict[int, list[GopRecord]] = {q: [] for q in outputs}
     est_bits = {q: 0.0 for q in outputs}
