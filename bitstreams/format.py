@@ -389,7 +389,6 @@ class BitstreamReader:
         _check(4 * n_words <= cur.left, f"{what}: declares {n_words} words, {cur.left // 4} present")
         _check(n_words <= max_words(coded) and (coded > 0 or n_words == 0),
                f"{what}: {n_words} coded words for {coded} coded entries")
-        _check(coded == 0 or n_words >= 1, f"{what}: no coded words for {coded} coded entries")
         gop.words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
         _check(cur.left == 0, f"{what}: {cur.left} unexpected trailing bytes")
         return gop

@@ -270,8 +270,8 @@ def _parse_payload(payload: bytes, g: int, header: Header, bad) -> tuple[tuple[T
     most = -(-(24 * coded + 64) // 32)
     if coded == 0 and n_words != 0:
         raise bad(f"GOP {g}: n_words = {n_words} but no tensor is coded (must be 0)")
-    if coded > 0 and not 1 <= n_words <= most:
-        raise bad(f"GOP {g}: n_words = {n_words} is outside 1..{most} for {coded} coded levels")
+    if coded > 0 and n_words > most:
+        raise bad(f"GOP {g}: n_words = {n_words} is outside 0..{most} for {coded} coded levels")
     if 4 * n_words != n - pos:
         raise bad(f"GOP {g}: {n - pos - 4 * n_words} unused bytes at the end of the section payload")
     words = np.frombuffer(payload, "<u4", n_words, pos).astype(np.uint32)
@@ -350,8 +350,8 @@ def decode_levels(section: Section, name: str = "<bytes>") -> dict[str, np.ndarr
     levels = {}
     coder = None
     try:
-        if len(section.words):
-            coder = constriction.stream.stack.AnsCoder(section.words)
+        # An empty stream is valid even with coded tensors (every level -K leaves the state 0).
+        coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(section.words, dtype=np.uint32))
         for t in section.records:
             n = math.prod(t.shape)
             if t.K == 0:
@@ -364,7 +364,7 @@ def decode_levels(section: Section, name: str = "<bytes>") -> dict[str, np.ndarr
             if sym.size != n or (sym.size and (sym.min() < 0 or sym.max() > 2 * t.K)):
                 raise BitstreamError(f"{where} tensor {t.name}: symbol outside its table")
             levels[t.name] = (sym - t.K).astype(np.int32).reshape(t.shape)
-        if coder is not None and not coder.is_empty():
+        if not coder.is_empty():
             raise BitstreamError(f"{where}: the ANS stream has data left after the last tensor")
     except BitstreamError:
         raise

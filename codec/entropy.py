@@ -131,8 +131,8 @@ def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[in
         if len(words):
             raise EntropyError("coded words present but every tensor is zero")
         return [np.zeros(n, np.int64) for n in sizes]
-    if not len(words):
-        raise EntropyError("no coded words for non-zero tensors")
+    # No words with coded tensors is valid: when every level is -K (symbol 0, whose range
+    # starts at 0) the coder's state never leaves 0 and the stream is empty.
     out = []
     try:
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
