@@ -36,6 +36,20 @@ def _common_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_device(device: str) -> None:
+    """The rules of ``codec.decoder.pick_device``, checked before any work: an unknown name or
+    ``cuda`` without CUDA is a user error, not a torch exception from deep inside training."""
+    if device not in DEVICES:
+        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise NervcError("--device cuda requested but no CUDA device is available")
+
+
 def encode_main(argv: list[str]) -> int:
     from codec.encoder import encode
     from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
@@ -60,6 +74,7 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common_overwrite(p)
     a = p.parse_args(argv)
+    _check_device(a.device)
     r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bits=a.bits, prune=a.prune,
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
