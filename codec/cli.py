@@ -7,6 +7,7 @@ nothing partial is left behind because every writer is atomic.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import shutil
@@ -37,6 +38,44 @@ def _common_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_device(device: str) -> None:
+    """The rules of ``codec.decoder.pick_device``, checked before any work: an unknown name or
+    ``cuda`` without CUDA is a user error, not a torch exception from deep inside training."""
+    if device not in DEVICES:
+        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise NervcError("--device cuda requested but no CUDA device is available")
+
+
+def _check_bounds(a: argparse.Namespace, bounds: dict[str, tuple[str, float, float]]) -> None:
+    """``bounds``: {dest: (kind, low, high)}; kind "[]" or "(]" says whether ``low`` is
+    allowed. Options left unset (None) are not checked; list values are checked item by item."""
+    for dest, (kind, low, high) in bounds.items():
+        value = getattr(a, dest)
+        if value is None:
+            continue
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if not (math.isfinite(v) and (v >= low if kind == "[]" else v > low) and v <= high):
+                what = f"{'at least' if kind == '[]' else 'more than'} {low:g}"
+                if high != math.inf:
+                    what += f" and at most {high:g}"
+                raise NervcError(f"--{dest.replace('_', '-')} {value!r}: must be {what}")
+
+
+def _raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A plain argparse parser (bench, meta-train: they also run as ``python -m``) that raises
+    NervcError, so a bad option is one ``nervc: error:`` line and exit 1 like everywhere else."""
+    def error(message: str):
+        raise NervcError(f"{parser.prog}: {message}")
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
 def encode_main(argv: list[str]) -> int:
     from codec.encoder import encode
     from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
@@ -61,6 +100,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common_overwrite(p)
     a = p.parse_args(argv)
+    _check_device(a.device)
+    _check_bounds(a, {"lr": ("(]", 0, math.inf)})
     r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bpp=a.bpp, lam=a.lam,
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
@@ -73,6 +114,7 @@ def encode_main(argv: list[str]) -> int:
 
 def decode_main(argv: list[str]) -> int:
     from codec.decoder import decode
+    from nervcore.video_io import output_kind
 
     p = _Parser(prog="nervc decode", description="Decode a .nerv bitstream into a video.")
     p.add_argument("input", help=".nerv file")
@@ -84,8 +126,11 @@ def decode_main(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true")
     _common_overwrite(p)
     a = p.parse_args(argv)
+    _check_device(a.device)
+    _check_bounds(a, {"batch": ("[]", 1, math.inf)})
+    output_kind(a.output)  # an unknown output type fails before the decode, not after it
     r = decode(a.input, a.output, frames=_frames(a.frames), device=a.device, init=a.init,
-               overwrite=a.overwrite, progress=not a.quiet, batch=max(1, a.batch))
+               overwrite=a.overwrite, progress=not a.quiet, batch=a.batch)
     n = r.frames.shape[0]
     print(f"{a.output}: {n} frames {r.frames.shape[2]}x{r.frames.shape[1]}, decode "
           f"{r.decode_seconds:.2f} s ({r.fps_decoded:.1f} fps on {r.device})")
@@ -125,19 +170,24 @@ def demo_main(argv: list[str]) -> int:
     """Encode and decode the bundled clip; print PSNR, bpp and times."""
     from codec.decoder import decode
     from codec.encoder import encode, rgb_psnr
+    from codec.ladder import QUALITY_LEVELS
     from nervcore.video_io import read_video
 
     p = _Parser(prog="nervc demo", description="Encode + decode the bundled clip.")
     p.add_argument("--frames", default=None, help="frame range (default: all 120 frames)")
-    p.add_argument("-q", "--quality", type=int, default=None)
+    p.add_argument("-q", "--quality", type=int, default=None, choices=QUALITY_LEVELS)
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the encoder's)")
     p.add_argument("--keep", help="folder to keep demo.nerv and demo.mp4 in")
     a = p.parse_args(argv)
+    _check_bounds(a, {"steps": ("[]", 0, math.inf)})
     clip = Path(__file__).resolve().parent / "data" / "carphone_qcif_120f.mp4"
+    # everything that can be wrong with the options fails before the --keep folder is made
+    video = read_video(clip, frames=_frames(a.frames))
+    if a.keep and Path(a.keep).exists() and not Path(a.keep).is_dir():
+        raise NervcError(f"--keep {a.keep}: exists and is not a directory")
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nervc-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        video = read_video(clip, frames=_frames(a.frames))
         print(f"demo: {clip.name}, {video.num_frames} frames {video.width}x{video.height}")
         kw = {"quality": a.quality} if a.quality else {}
         r = encode(video, work / "demo.nerv", overwrite=True, steps=a.steps, **kw)
@@ -154,13 +204,45 @@ def demo_main(argv: list[str]) -> int:
 
 
 def bench_main(argv: list[str]) -> int:
-    from benchmarks.bench import main as bench
-    return int(bench(argv) or 0)
+    """``bench [run|plot|table] ...``: options are parsed here with bench's own parsers, so that
+    their errors follow nervc's one-line convention; bench's failures (its exit 2) exit 1."""
+    from benchmarks import bench
+    sub, rest = (argv[0], argv[1:]) if argv[:1] in (["run"], ["plot"], ["table"]) else ("run", argv)
+    if sub != "run":
+        module = importlib.import_module(f"benchmarks.{sub}")
+        _raising(module.build_parser()).parse_args(rest)
+        return EXIT_ERROR if module.main(rest) else 0
+    a = _raising(bench.build_parser()).parse_args(rest)
+    _check_bounds(a, {"steps": ("[]", 0, math.inf), "threads": ("[]", 0, math.inf)})
+    return EXIT_ERROR if bench.run(a) else 0
+
+
+# meta-train options that must be positive, non-negative or in a range (checked before any work)
+META_TRAIN_BOUNDS = {
+    "steps": ("[]", 0, math.inf), "minutes": ("[]", 0, math.inf), "stop_after": ("[]", 1, math.inf),
+    "inner_steps": ("[]", 1, math.inf), "inner_lr": ("(]", 0, math.inf), "outer_lr": ("(]", 0, math.inf),
+    "lr_lr": ("(]", 0, math.inf), "outer_decay": ("[]", 0, 1), "clip": ("[]", 0, math.inf),
+    "tasks_per_step": ("[]", 1, math.inf), "scale_weights": ("[]", 0, math.inf),
+    "frames": ("[]", 1, math.inf), "batch": ("[]", 1, math.inf), "frames_start": ("[]", 1, math.inf),
+    "ramp": ("(]", 0, 1), "sides": ("[]", 1, math.inf), "grid": ("[]", 1, math.inf),
+    "cache_mb": ("[]", 0, math.inf), "short_side": ("[]", 1, math.inf), "max_frames": ("[]", 1, math.inf),
+    "max_tstride": ("[]", 1, math.inf), "threads": ("[]", 1, math.inf), "ckpt_minutes": ("[]", 0, math.inf),
+}
 
 
 def meta_train_main(argv: list[str]) -> int:
-    from metanerv.train import main as meta_train
-    return int(meta_train(argv) or 0)
+    """``metanerv.train.main`` with nervc's error convention (it prints its own prefix)."""
+    import torch.distributed as dist
+
+    from metanerv import train
+    a = _raising(train.build_parser()).parse_args(argv)
+    _check_bounds(a, META_TRAIN_BOUNDS)
+    try:
+        train.run(a, argv)
+        return 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
@@ -199,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     _terminate_as_interrupt()
     if name not in COMMANDS:
-        print(f"nervc: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        print(f"nervc: error: unknown command {name!r} (one of {', '.join(COMMANDS)}; nervc -h for help)",
+              file=sys.stderr)
         return EXIT_ERROR
     try:
         return COMMANDS[name][0](rest)

@@ -27,6 +27,8 @@ NAMED_SIZES = {"sqcif": (128, 96), "qcif": (176, 144), "cif": (352, 288), "4cif"
                "720p": (1280, 720), "1080p": (1920, 1080)}
 MAX_DIM = 16384
 DEFAULT_FPS = Fraction(25)
+AVCOL_SPC_SMPTE170M = 6  # FFmpeg's AVColorSpace for the BT.601 matrix (525-line flavour)
+AVCOL_RANGE_MPEG = 1  # limited range: Y in 16..235, Cb/Cr in 16..240
 
 # No av.logging.set_level(): it installs a Python log callback that takes the GIL from
 # FFmpeg worker threads and can deadlock threaded decoding. PyAV is silent by default.
@@ -291,13 +293,23 @@ def _encode_container(name: str, kind: str, frames: Iterable[np.ndarray], fps: F
         codec, pix_fmt, opts, fmt = "ffv1", "bgr0", {}, "matroska"
     else:
         codec, pix_fmt, opts, fmt = "rawvideo", ("yuv420p" if even else "yuv444p"), {}, "yuv4mpegpipe"
+    # YUV outputs: BT.601 matrix, limited range, converted so explicitly and tagged so. x264
+    # writes no colour tags unless a matrix is given (a range alone is dropped), and untagged
+    # H.264 is shown with BT.709 by most players once the picture is HD: shifted colours.
+    yuv = pix_fmt.startswith("yuv")
     with av.open(name, "w", format=fmt) as c:
         s = c.add_stream(codec, rate=fps, options=opts)
         s.width, s.height, s.pix_fmt = width, height, pix_fmt
-        if kind == "mp4":
-            s.codec_context.color_range = 1  # limited (MPEG) range, BT.601 by default
+        if yuv:
+            s.codec_context.colorspace = AVCOL_SPC_SMPTE170M
+            s.codec_context.color_range = AVCOL_RANGE_MPEG
         for f in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format=pix_fmt)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            if yuv:  # the frames carry the tags too: encoders take them from there
+                vf = vf.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range="MPEG")
+                vf.colorspace, vf.color_range = AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG
+            else:
+                vf = vf.reformat(format=pix_fmt)
             for pkt in s.encode(vf):
                 c.mux(pkt)
         for pkt in s.encode():
