@@ -2,6 +2,12 @@
 
 Sources: anything FFmpeg demuxes (mp4, mkv, avi, Annex-B .264/.h265, .y4m), raw planar
 YUV 4:2:0 (``.yuv``/``.i420``, size from ``--size`` or the file name) and folders of PNGs.
+``read_video`` returns the whole selection as one array; ``open_video`` returns a
+``VideoSource`` that knows its size, rate and frame count up front (containers are counted by
+demuxing packets, raw YUV from the file length, PNG folders from the file list) and decodes
+``chunks(n)`` of ``n`` frames on demand, so a long clip is never held in memory at once. Both
+give the same pixels through the same conversion (PyAV ``to_ndarray(format="rgb24")``).
+
 Sinks, chosen by the output name: ``.mp4`` (H.264, visually lossless), ``.mkv`` (FFV1,
 lossless), ``.y4m`` and a PNG folder. Every sink writes to a temporary name and renames, so an
 interrupted write never leaves a partial file.
@@ -109,70 +115,297 @@ def parse_fps(spec: str | Fraction | float | None) -> Fraction | None:
 
 def read_video(path: str | os.PathLike, size: tuple[int, int] | None = None,
                fps: Fraction | None = None, frames: slice | None = None) -> Video:
-    """Read ``path`` into RGB frames; ``frames`` selects a range without decoding past it."""
+    """Read ``path`` into RGB frames; ``frames`` selects a range without decoding past it.
+
+    The whole selection is held in memory: for long inputs use :func:`open_video` and
+    :meth:`VideoSource.chunks`, which yield the same pixels a bounded number of frames at a time.
+    """
+    return open_video(path, size=size, fps=fps, frames=frames).read()
+
+
+# ---------------------------------------------------------------- streaming reading
+
+class VideoSource:
+    """An opened video whose frames are decoded on demand, a chunk at a time.
+
+    ``width``, ``height``, ``fps`` and ``num_frames`` (of the selected range) are known when
+    the source is opened, before any frame of the range is decoded. :meth:`chunks` can be
+    called any number of times; each call starts again from the first selected frame.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    num_frames: int
+
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        """Consecutive ``uint8 [k, H, W, 3]`` RGB chunks of ``n`` frames (the last may be shorter).
+
+        Only the frames of the current chunk (plus the decoder's own few reference frames) are
+        in memory at any time. The frames are exactly those :func:`read_video` returns.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"chunk size must be a positive int, got {n!r}")
+        buf: list[np.ndarray] = []
+        count = 0
+        for frame in self._frames():
+            if count == self.num_frames:  # only reached when the range runs to the end
+                raise NervcError(f"{self.path}: the stream holds more frames than the "
+                                 f"{self.num_frames} its packets announced; not supported")
+            if frame.shape != (self.height, self.width, 3):
+                raise NervcError(f"{self.path}: frame size changes mid-stream "
+                                 f"({self.width}x{self.height} then {frame.shape[1]}x{frame.shape[0]}); "
+                                 "not supported")
+            buf.append(frame)
+            count += 1
+            if len(buf) == n:
+                yield _stack(buf)
+                buf = []
+            if count == self.num_frames and not self._to_end:
+                break  # never decode past the selected range
+        if buf:
+            yield _stack(buf)
+        if count != self.num_frames:
+            raise NervcError(f"{self.path}: decoded {count} frames where the file announced "
+                             f"{self.num_frames}; the stream is damaged or unsupported")
+
+    def read(self) -> Video:
+        """Every selected frame in one array (what :func:`read_video` returns)."""
+        out = np.empty((self.num_frames, self.height, self.width, 3), np.uint8)
+        i = 0
+        for c in self.chunks(64):
+            out[i:i + len(c)] = c
+            i += len(c)
+        return Video(out, self.fps)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.height * 3
+
+    _to_end = False  # True when the selection runs to the end of a counted (not exact) stream
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.path!r}, {self.width}x{self.height}, "
+                f"{self.num_frames} frames @ {self.fps} fps)")
+
+
+def _stack(frames: list[np.ndarray]) -> np.ndarray:
+    return np.stack(frames) if len(frames) > 1 else frames[0][None]
+
+
+def open_video(path: str | os.PathLike, size: tuple[int, int] | None = None,
+               fps: Fraction | None = None, frames: slice | None = None) -> VideoSource:
+    """Open ``path`` for streaming: dimensions, rate and frame count, no frames decoded yet.
+
+    ``size`` is the raw YUV frame size, ``fps`` overrides the stored rate, ``frames`` selects a
+    range (a step-1 slice with non-negative ends, as :func:`parse_frame_range` makes). Counting
+    the frames of a container demuxes its packets without decoding them; a raw YUV file is
+    counted from its length and a PNG folder from its file list.
+    """
     p = Path(path)
     if not p.exists():
         raise NervcError(f"{p}: no such file or directory")
     sel = frames or slice(0, None)
+    if (sel.start or 0) < 0 or (sel.stop is not None and sel.stop < 0) or sel.step not in (None, 1):
+        raise NervcError(f"bad frame range {sel}: expected non-negative ends and step 1")
+    sel = slice(sel.start or 0, sel.stop)
     if p.is_dir():
-        video = _read_png_dir(p, fps, sel)
+        src: VideoSource = _PngDirSource(p, fps, sel)
     elif p.suffix.lower() in RAW_EXTS:
-        video = _read_raw_yuv(p, size, fps, sel)
+        src = _RawYuvSource(p, size, fps, sel)
     else:
         if p.stat().st_size == 0:
             raise NervcError(f"{p}: empty file")
-        video = _read_with_pyav(p, fps, sel)
-    if video.num_frames == 0:
+        src = _ContainerSource(p, fps, sel)
+    if src.num_frames == 0:
         what = "no frames in the selected range" if frames else "no video frames"
         raise NervcError(f"{p}: {what}")
-    return video
+    return src
 
 
-def _take(it: Iterable[np.ndarray], sel: slice) -> list[np.ndarray]:
-    out = []
-    for i, f in enumerate(it):
-        if sel.stop is not None and i >= sel.stop:
-            break
-        if i >= sel.start:
-            out.append(f)
-    return out
+class ArraySource(VideoSource):
+    """A :class:`Video` already in memory behind the :class:`VideoSource` interface."""
+
+    def __init__(self, video: Video, name: str = "<memory>") -> None:
+        if video.frames.ndim != 4 or video.frames.shape[-1] != 3 or video.frames.dtype != np.uint8:
+            raise NervcError(f"{name}: frames must be uint8 [N, H, W, 3]")
+        self.video = video
+        self.path = name
+        self.width, self.height = video.width, video.height
+        self.fps = video.fps
+        self.num_frames = video.num_frames
+
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"chunk size must be a positive int, got {n!r}")
+        for i in range(0, self.num_frames, n):
+            yield self.video.frames[i:i + n]
+
+    def read(self) -> Video:
+        return self.video
 
 
-def _read_with_pyav(p: Path, fps: Fraction | None, sel: slice) -> Video:
-    try:
-        container = av.open(str(p))
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise NervcError(f"{p}: not a readable video ({_short(e)})") from None
-    with container:
+def as_source(source: str | os.PathLike | Video | VideoSource, size: tuple[int, int] | None = None,
+              fps: Fraction | None = None, frames: slice | None = None) -> VideoSource:
+    """A path, a decoded :class:`Video` or a source -> a :class:`VideoSource` (what encoders take).
+
+    ``size``, ``fps`` and ``frames`` apply to paths only.
+    """
+    if isinstance(source, VideoSource):
+        return source
+    if isinstance(source, Video):
+        return ArraySource(source)
+    return open_video(source, size=size, fps=fps, frames=frames)
+
+
+def _range_len(total: int, sel: slice) -> int:
+    return len(range(total)[sel])
+
+
+class _ContainerSource(VideoSource):
+    """Anything FFmpeg demuxes; frames are decoded by PyAV as the chunks are consumed."""
+
+    def __init__(self, p: Path, fps: Fraction | None, sel: slice) -> None:
+        self.path, self.sel = str(p), sel
+        with self._open() as container:
+            stream = self._stream(container)
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
+            total, certain = _count_packets(container, stream)
+        if not certain:
+            total = self._count_by_decoding()
+        self.total_frames = total
+        self.num_frames = _range_len(total, sel)
+        self._to_end = sel.stop is None or sel.stop >= total
+        self.width = self.height = 0
+        if self.num_frames:
+            first = next(self._decoded(), None)
+            if first is None:
+                raise NervcError(f"{p}: no video frames")
+            self.height, self.width = first.shape[:2]
+
+    def _open(self):
+        try:
+            return av.open(self.path)
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+            raise NervcError(f"{self.path}: not a readable video ({_short(e)})") from None
+
+    def _stream(self, container):
         streams = container.streams.video
         if not streams:
-            raise NervcError(f"{p}: contains no video stream")
-        stream = streams[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        out_fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
+            raise NervcError(f"{self.path}: contains no video stream")
+        return streams[0]
 
-        def gen() -> Iterator[np.ndarray]:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+    def _decoded(self, convert: bool = True) -> Iterator[np.ndarray]:
+        """Every frame of the stream, in decode output order (the order read_video always used)."""
+        with self._open() as container:
+            stream = self._stream(container)
+            stream.thread_type = "AUTO"
+            try:
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format="rgb24") if convert else None
+            except (av.error.FFmpegError, ValueError) as e:
+                raise NervcError(f"{self.path}: cannot decode video ({_short(e)})") from None
 
-        try:
-            arrays = _take(gen(), sel)
-        except (av.error.FFmpegError, ValueError) as e:
-            if not arrays_partial_ok(e):
-                raise NervcError(f"{p}: cannot decode video ({_short(e)})") from None
-            arrays = []
-    if not arrays:
-        return Video(np.zeros((0, 1, 1, 3), np.uint8), out_fps)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise NervcError(f"{p}: frame size changes mid-stream ({sorted(shapes)}); not supported")
-    return Video(np.stack(arrays), out_fps)
+    def _count_by_decoding(self) -> int:
+        return sum(1 for _ in self._decoded(convert=False))
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        for i, f in enumerate(self._decoded()):
+            if i >= self.sel.start:
+                yield f
 
 
-def arrays_partial_ok(e: Exception) -> bool:
-    """Decoding errors are fatal: a half-read video must not be silently encoded."""
-    return False
+def _count_packets(container, stream) -> tuple[int, bool]:
+    """Frames in ``stream`` from its packets, without decoding: ``(count, certain)``.
+
+    Each non-empty packet not flagged for discarding (edit lists) is one frame. The count is
+    not trusted (``certain`` False) when a packet is flagged corrupt or the stream does not
+    start on a keyframe, since decoders may drop such frames; the caller then counts by decoding.
+    """
+    count, certain, first = 0, True, True
+    try:
+        for pkt in container.demux(stream):
+            if not pkt.size or pkt.is_discard:
+                continue
+            if (first and not pkt.is_keyframe) or pkt.is_corrupt:
+                certain = False
+            first = False
+            count += 1
+    except (av.error.FFmpegError, ValueError):
+        certain = False
+    return count, certain
+
+
+class _RawYuvSource(VideoSource):
+    """Raw planar YUV 4:2:0 with no header: size from ``--size`` or the file name."""
+
+    def __init__(self, p: Path, size: tuple[int, int] | None, fps: Fraction | None, sel: slice) -> None:
+        wh = size or _size_from_name(p)
+        if wh is None:
+            raise NervcError(f"{p}: raw YUV needs --size WxH (none given, none in the file name)")
+        w, h = wh
+        if w % 2 or h % 2:
+            raise NervcError(f"{p}: raw YUV 4:2:0 needs even width and height, got {w}x{h}")
+        self.yuv_bytes = w * h * 3 // 2
+        total = p.stat().st_size
+        if total == 0:
+            raise NervcError(f"{p}: empty file")
+        if total % self.yuv_bytes:
+            raise NervcError(f"{p}: size {total} bytes is not a whole number of {w}x{h} YUV 4:2:0 "
+                             f"frames ({self.yuv_bytes} bytes each); check --size")
+        self.path, self.width, self.height = str(p), w, h
+        self.fps = fps or DEFAULT_FPS
+        self.total_frames = total // self.yuv_bytes
+        self.indices = range(self.total_frames)[sel]
+        self.num_frames = len(self.indices)
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        w, h = self.width, self.height
+        with open(self.path, "rb") as f:
+            for i in self.indices:
+                f.seek(i * self.yuv_bytes)
+                data = f.read(self.yuv_bytes)
+                if len(data) != self.yuv_bytes:
+                    raise NervcError(f"{self.path}: file shrank while reading")
+                buf = np.frombuffer(data, np.uint8).reshape(h * 3 // 2, w)
+                yield av.VideoFrame.from_ndarray(buf, format="yuv420p").to_ndarray(format="rgb24")
+
+
+class _PngDirSource(VideoSource):
+    """A folder of PNG frames in file-name order."""
+
+    def __init__(self, p: Path, fps: Fraction | None, sel: slice) -> None:
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise NervcError(f"{p}: directory holds no .png frames")
+        self.path = str(p)
+        self.fps = fps or DEFAULT_FPS
+        self.total_frames = len(files)
+        self.files = files[sel]
+        self.num_frames = len(self.files)
+        self.width = self.height = 0
+        if self.files:
+            self.height, self.width = _read_png(self.files[0]).shape[:2]
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        for f in self.files:
+            a = _read_png(f)
+            if a.shape[:2] != (self.height, self.width):
+                raise NervcError(f"{self.path}: PNG frames differ in size")
+            yield a
+
+
+def _read_png(f: Path) -> np.ndarray:
+    try:
+        with av.open(str(f)) as c:
+            return next(c.decode(video=0)).to_ndarray(format="rgb24")
+    except (av.error.FFmpegError, StopIteration) as e:
+        raise NervcError(f"{f}: not a readable PNG ({_short(e)})") from None
 
 
 def _size_from_name(p: Path) -> tuple[int, int] | None:
@@ -183,50 +416,6 @@ def _size_from_name(p: Path) -> tuple[int, int] | None:
         if token in NAMED_SIZES:
             return NAMED_SIZES[token]
     return None
-
-
-def _read_raw_yuv(p: Path, size: tuple[int, int] | None, fps: Fraction | None, sel: slice) -> Video:
-    wh = size or _size_from_name(p)
-    if wh is None:
-        raise NervcError(f"{p}: raw YUV needs --size WxH (none given, none in the file name)")
-    w, h = wh
-    if w % 2 or h % 2:
-        raise NervcError(f"{p}: raw YUV 4:2:0 needs even width and height, got {w}x{h}")
-    frame_bytes = w * h * 3 // 2
-    total = p.stat().st_size
-    if total == 0:
-        raise NervcError(f"{p}: empty file")
-    if total % frame_bytes:
-        raise NervcError(f"{p}: size {total} bytes is not a whole number of {w}x{h} YUV 4:2:0 "
-                         f"frames ({frame_bytes} bytes each); check --size")
-    n = total // frame_bytes
-    idx = range(n)[sel]
-    arrays = []
-    with open(p, "rb") as f:
-        for i in idx:
-            f.seek(i * frame_bytes)
-            buf = np.frombuffer(f.read(frame_bytes), np.uint8).reshape(h * 3 // 2, w)
-            frame = av.VideoFrame.from_ndarray(buf, format="yuv420p")
-            arrays.append(frame.to_ndarray(format="rgb24"))
-    frames = np.stack(arrays) if arrays else np.zeros((0, h, w, 3), np.uint8)
-    return Video(frames, fps or DEFAULT_FPS)
-
-
-def _read_png_dir(p: Path, fps: Fraction | None, sel: slice) -> Video:
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise NervcError(f"{p}: directory holds no .png frames")
-    arrays = []
-    for f in files[sel]:
-        try:
-            with av.open(str(f)) as c:
-                arrays.append(next(c.decode(video=0)).to_ndarray(format="rgb24"))
-        except (av.error.FFmpegError, StopIteration) as e:
-            raise NervcError(f"{f}: not a readable PNG ({_short(e)})") from None
-    if arrays and len({a.shape for a in arrays}) != 1:
-        raise NervcError(f"{p}: PNG frames differ in size")
-    frames = np.stack(arrays) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
-    return Video(frames, fps or DEFAULT_FPS)
 
 
 def _short(e: Exception) -> str:
