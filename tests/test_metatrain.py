@@ -50,6 +50,24 @@ def test_writes_a_loadable_init(clip_dir, tmp_path):
     assert train.main(_argv(clip_dir, tmp_path / "x.safetensors")) == 1  # no budget
 
 
+def test_full_resolution_task_mix_trains(clip_dir, tmp_path):
+    out = tmp_path / "mix.safetensors"
+    assert train.main(_argv(clip_dir, out, "--steps", "2", "--algo", "fomaml", "--task-mix",
+                            "native:0.5,crop:0.5", "--crop-widths", "256,320", "--gops", "8")) == 0
+    init = load_init(out)
+    assert init.info["task_mix"] == {"native": 0.5, "crop": 0.5}
+    assert init.info["full_res_tasks"]["gops"] == [8]
+
+
+def test_bad_task_flags(clip_dir, tmp_path, capsys):
+    out = tmp_path / "x.safetensors"
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(_argv(clip_dir, out, "--task-mix", "held-out:1"))
+    assert train.main(_argv(clip_dir, out, "--steps", "1", "--task-mix", "crop",
+                            "--crop-widths", "260,270")) == 1  # no multiple of 16 in range
+    assert "stride" in capsys.readouterr().err
+
+
 def test_resume_continues_exactly(clip_dir, tmp_path):
     full = tmp_path / "full.safetensors"
     part = tmp_path / "part.safetensors"
