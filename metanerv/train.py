@@ -10,6 +10,9 @@ Spatial guidance (multi-resolution loss over every block's output) and temporal 
 progressive number of frames per task) are on by default and can be switched off for ablations.
 ``--task-mix native:0.5,crop:0.3,down:0.2`` mixes full-resolution tasks (whole frames and
 256-832 px crops of GOP spans, as the encoder fits them) into the small downscaled ones.
+``--algo metasgd`` (second-order MAML with one learned step size per tensor, the same as
+``--algo maml --learn-lr``) writes the learned step sizes into the init file (see
+``metanerv.init_file.lr_scales``); so does any ``--learn-lr`` run.
 Randomness for task ``k`` of process ``r`` at step ``s`` comes from ``default_rng([seed, r, s, k])``,
 so a resumed run (``--resume``) draws exactly the tasks the uninterrupted run would have.
 """
@@ -41,7 +44,7 @@ from metanerv.schedule import FrameSchedule
 from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
                             parse_task_mix)
 
-ALGOS = ("maml", "fomaml", "reptile")
+ALGOS = ("maml", "fomaml", "reptile", "metasgd")
 DEFAULT_SCALE_WEIGHTS = (0.1, 0.15, 0.25, 0.5)
 
 
@@ -81,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inner-lr", type=float, default=5e-3, help="inner step size (initial one if learned)")
     g.add_argument("--inner-opt", choices=maml.INNER_OPTS, default=None,
                    help="inner optimizer (default: adam for reptile, sgd for maml/fomaml)")
-    g.add_argument("--learn-lr", action="store_true", help="Meta-SGD: learn one step size per tensor")
+    g.add_argument("--learn-lr", action="store_true",
+                   help="Meta-SGD: learn one step size per tensor (implied by --algo metasgd); "
+                        "the learned step sizes are written into the init")
     g.add_argument("--outer-lr", type=float, default=2e-3, help="Adam step size of the init")
     g.add_argument("--lr-lr", type=float, default=5e-3, help="Adam step size of the learned log step sizes")
     g.add_argument("--outer-decay", type=float, default=0.1,
@@ -282,8 +287,10 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         raise NervcError("give a budget: --steps N and/or --minutes M")
     if opts.inner_steps < 1 or opts.tasks_per_step < 1 or opts.batch < 1:
         raise NervcError("--inner-steps, --tasks-per-step and --batch must be at least 1")
+    if opts.algo == "metasgd":
+        opts.learn_lr = True
     if opts.learn_lr and opts.algo == "reptile":
-        raise NervcError("--learn-lr needs --algo maml or fomaml (Reptile has no differentiable inner loop)")
+        raise NervcError("--learn-lr needs --algo maml, fomaml or metasgd (Reptile has no differentiable inner loop)")
     s = config.total_stride
     if "crop" in opts.task_mix:
         if len(opts.crop_widths) != 2 or not 0 < opts.crop_widths[0] <= opts.crop_widths[1]:
@@ -476,7 +483,11 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         if log_lrs:
             info["inner_lrs"] = {n: float(v.detach().exp()) for n, v in log_lrs.items()}
         state = {n: p.detach().cpu() for n, p in base.items()}
-        digest = save_init(out_path, config, state, info)
+        learned = None
+        if log_lrs:
+            learned = {"log_lrs": {n: v.detach().cpu() for n, v in log_lrs.items()},
+                       "inner_opt": info["inner"]["opt"], "inner_steps": opts.inner_steps}
+        digest = save_init(out_path, config, state, info, metasgd=learned)
         print(f"wrote {out_path} ({out_path.stat().st_size} bytes, id {digest.hex()[:16]}) after "
               f"{step} steps / {tasks_done} tasks in {elapsed:.0f}s", file=sys.stderr)
     return {n: p.detach().cpu().clone() for n, p in base.items()}
