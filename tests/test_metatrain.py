@@ -138,7 +138,7 @@ def test_adaptation_benchmark_tiny(clip_dir, tmp_path):
     model = build_model(train.tiny_config(), (2, 2), seed=0)
     save_init(init, train.tiny_config(), model.state_dict(), {"note": "test"})
     js, png = tmp_path / "a.json", tmp_path / "a.png"
-    rc = adaptation.main(["--data", str(clip_dir), "--init", f"tiny={init}", "--init", "random=random",
+    rc = adaptation.main(["--downscaled", "--data", str(clip_dir), "--init", f"tiny={init}", "--init", "random=random",
                           "--steps", "0,2,4", "--frames", "3", "--batch", "2", "--max-side", "40",
                           "--threads", "1", "--jobs", "1", "--out-json", str(js), "--out-png", str(png),
                           "--quiet"])
