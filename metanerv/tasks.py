@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -232,16 +233,22 @@ class NativeFrames:
     that span is cached (a later task likely wants its neighbours) and the least recently used
     frames are dropped once ``max_bytes`` is exceeded. Peak memory is ``max_bytes`` plus one
     decoded span (at most a GOP of frames). ``info(path)`` gives the number of usable frames and
-    the frame size; it decodes the first ``max_frames`` frames once per video, in ``chunk``-frame
-    pieces (caching them as it goes), and remembers the answer for the sampler's lifetime.
+    the frame size, once per video: a video of ``P`` packets (a demux, no decoding) has
+    ``min(max_frames, P - 8)`` usable frames (the margin covers packets that are no frame, e.g.
+    box.mp4 has 456 packets and 455 frames) when that is at least ``decode_count_below``; shorter
+    videos, raw YUV and PNG folders are counted by decoding them in ``chunk``-frame pieces
+    (caching the frames as it goes). Counting a long HD video by decoding took 25-100 s on the
+    busy 2-core machine, where the demux takes about a second.
     What a task contains never depends on what happens to be cached, so sampling stays
     deterministic.
     """
 
-    def __init__(self, max_bytes: int, max_frames: int = 240, chunk: int = 64) -> None:
+    def __init__(self, max_bytes: int, max_frames: int = 240, chunk: int = 120,
+                 decode_count_below: int = 64) -> None:
         self.max_bytes = int(max_bytes)
         self.max_frames = int(max_frames)
         self.chunk = max(1, int(chunk))
+        self.decode_count_below = int(decode_count_below)
         self._frames: OrderedDict[tuple[Path, int, int], np.ndarray] = OrderedDict()
         self._info: dict[Path, tuple[int, int, int]] = {}
         self.nbytes = 0
@@ -269,6 +276,13 @@ class NativeFrames:
         """``(usable frames, height, width)`` of a video at its native resolution."""
         p = Path(path)
         if p in self._info:
+            return self._info[p]
+        packets = _count_packets(p)
+        usable = None if packets is None else min(self.max_frames, packets - _PACKET_MARGIN)
+        if usable is not None and usable >= min(self.decode_count_below, self.max_frames):
+            first = self._decode(p, 0, 1)
+            self._put((p, 1, 0), np.ascontiguousarray(first[0]))
+            self._info[p] = (usable, int(first.shape[1]), int(first.shape[2]))
             return self._info[p]
         total, hw = 0, (0, 0)
         while total < self.max_frames:
@@ -311,6 +325,24 @@ class NativeFrames:
                     got[lo + j] = frame
                 self._put((p, factor, lo + j), frame)
         return np.stack([got[i] for i in idx])
+
+
+_PACKET_MARGIN = 8  # packets that may not be frames (e.g. a trailing one) before a count is trusted
+
+
+def _count_packets(p: Path) -> int | None:
+    """Video packets of a demuxable file (about one per frame), without decoding; None when the
+    file is a folder, raw YUV or not demuxable (then frames are counted by decoding)."""
+    if p.is_dir() or p.suffix.lower() in RAW_EXTS:
+        return None
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError):
+        return None
 
 
 @dataclass

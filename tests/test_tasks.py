@@ -177,15 +177,22 @@ def test_full_res_tasks_do_not_depend_on_the_cache(clip_dir):
 
 
 def test_native_frames_decodes_only_what_is_missing(clip_dir):
-    bus = clip_dir / "bus_qcif_30f.264"
-    frames = NativeFrames(max_bytes=10**8, max_frames=20, chunk=8)
-    assert frames.info(bus) == (20, 144, 176) and frames.decoded_frames == 20
-    assert len(frames) == 20
-    x = frames.frames(bus, np.array([2, 5, 19]))
-    assert x.shape == (3, 144, 176, 3) and frames.decoded_frames == 20  # all cached by info()
-    ref = read_video(bus, frames=slice(0, 20)).frames
-    assert np.array_equal(x, ref[[2, 5, 19]])
-    assert np.array_equal(frames.frames(bus, np.array([4]), factor=2)[0], box_reduce(ref[4:5], 2)[0])
+    bus = clip_dir / "bus_qcif_30f.264"  # 30 frames
+    ref = read_video(bus, frames=slice(0, 30)).frames
+    # a short video is counted by decoding it, which caches every frame
+    short = NativeFrames(max_bytes=10**8, max_frames=40, chunk=8)
+    assert short.info(bus) == (30, 144, 176) and short.decoded_frames == 30 and len(short) == 30
+    assert np.array_equal(short.frames(bus, np.array([2, 5, 29])), ref[[2, 5, 29]])
+    assert short.decoded_frames == 30
+    # a long one by demuxing: only frame 0 is decoded; the last 8 packets are not trusted
+    long = NativeFrames(max_bytes=10**8, max_frames=40, decode_count_below=16)
+    assert long.info(bus) == (22, 144, 176) and long.decoded_frames == 1
+    capped = NativeFrames(max_bytes=10**8, max_frames=20, decode_count_below=16)
+    assert capped.info(bus) == (20, 144, 176) and capped.decoded_frames == 1
+    assert np.array_equal(long.frames(bus, np.array([5, 9])), ref[[5, 9]])
+    assert long.decoded_frames == 1 + 5  # the span 5..9, now cached
+    assert np.array_equal(long.frames(bus, np.array([6, 8])), ref[[6, 8]]) and long.decoded_frames == 6
+    assert np.array_equal(long.frames(bus, np.array([4]), factor=2)[0], box_reduce(ref[4:5], 2)[0])
 
 
 def test_tasks_read_only_the_given_folder(clip_dir, monkeypatch):
