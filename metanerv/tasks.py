@@ -258,6 +258,8 @@ class NativeFrames:
         return len(self._frames)
 
     def _put(self, key: tuple[Path, int, int], frame: np.ndarray) -> None:
+        """Cache ``frame``, which must own its memory (a view would pin its whole decoded span
+        outside the byte count)."""
         old = self._frames.pop(key, None)
         if old is not None:
             self.nbytes -= old.nbytes
@@ -281,7 +283,7 @@ class NativeFrames:
         usable = None if packets is None else min(self.max_frames, packets - _PACKET_MARGIN)
         if usable is not None and usable >= min(self.decode_count_below, self.max_frames):
             first = self._decode(p, 0, 1)
-            self._put((p, 1, 0), np.ascontiguousarray(first[0]))
+            self._put((p, 1, 0), first[0].copy())
             self._info[p] = (usable, int(first.shape[1]), int(first.shape[2]))
             return self._info[p]
         total, hw = 0, (0, 0)
@@ -295,7 +297,7 @@ class NativeFrames:
                 break  # past the end
             hw = part.shape[1:3]
             for j, f in enumerate(part):
-                self._put((p, 1, start + j), np.ascontiguousarray(f))
+                self._put((p, 1, start + j), f.copy())
             total = start + part.shape[0]
             if part.shape[0] < stop - start:
                 break
@@ -320,7 +322,7 @@ class NativeFrames:
                 raise NervcError(f"{p}: frames {lo}..{hi - 1} asked for, the video ended at {lo + span.shape[0]}")
             span = box_reduce(span, factor)
             for j in range(span.shape[0]):
-                frame = np.ascontiguousarray(span[j])
+                frame = span[j].copy()  # a view would keep the whole span alive
                 if lo + j in missing:
                     got[lo + j] = frame
                 self._put((p, factor, lo + j), frame)

@@ -193,6 +193,10 @@ def test_native_frames_decodes_only_what_is_missing(clip_dir):
     assert long.decoded_frames == 1 + 5  # the span 5..9, now cached
     assert np.array_equal(long.frames(bus, np.array([6, 8])), ref[[6, 8]]) and long.decoded_frames == 6
     assert np.array_equal(long.frames(bus, np.array([4]), factor=2)[0], box_reduce(ref[4:5], 2)[0])
+    # cached frames own their memory: a view would keep a whole decoded span alive, unbudgeted
+    for cache in (short, long):
+        assert all(f.base is None for f in cache._frames.values())
+        assert cache.nbytes == sum(f.nbytes for f in cache._frames.values())
 
 
 def test_tasks_read_only_the_given_folder(clip_dir, monkeypatch):
