@@ -1,19 +1,32 @@
 """Adaptation benchmark: how fast does each init fit clips it has never seen?
 
-For every clip of the benchmark folder (never used for meta-training), each init is fine-tuned
-with identical settings -- Adam, the codec's reconstruction loss (0.7 L1 + 0.3 (1 - SSIM)),
-random batches of frames as in the encoder, the same batch order for every init -- and the
-PSNR of all the clip's frames is recorded after 0, 10, 25, 50, 100, 250 and 500 steps. Clips
-are cut to their first 16 frames and downscaled to a 128-pixel longer side so the whole run
-(7 clips x 5 inits, two worker processes) fits in roughly 20-30 minutes on 2 CPU cores.
-Writes ``benchmarks/adaptation.json`` (every curve) and ``benchmarks/adaptation.png``.
+Native mode (the default, protocol ``adapt-native-v1``): the first 16 frames of every clip of
+the benchmark folder (never used for meta-training) at the resolution the RD benchmark codes it
+(``benchmarks/protocol.py``: native, coffee_720p reduced to 320x180 by a 4x4 box filter), are
+fitted from each init exactly as ``nervc encode --steps N`` fits a GOP -- the encoder's own
+loop (``encoder_fit``, checked against ``codec.finetune.fit_weights`` by a test): Adam on the
+decode tensors, a cosine learning rate peaking at 5e-3 after a 5 % warm-up *over the N steps of
+that run*, random batches of 8 frames, loss 0.7 L1 + 0.3 (1 - SSIM) on the replicate-padded
+frames. Each N in 0, 10, 25, 50, 100, 250, 500 is its own run (the schedule depends on N), and
+the 8-bit RGB PSNR of all frames (mean of per-frame MSE, as the encoder reports) is stored as
+one JSON record per (clip, init, N) under ``--results``; a finished record whose settings match
+is reused, so an interrupted run resumes. ``--scale K`` box-reduces every clip by K more and
+``--clips`` picks clips, for quick runs. Writes ``--out-json`` (every curve, the summary) and
+``--out-png`` (PSNR vs steps per init; gain over random per clip).
 
-    python -m benchmarks.adaptation [--out-json F] [--out-png F] [--init NAME=PATH ...]
+Downscaled mode (``--downscaled``, the original harness): clips downscaled to a 128-pixel
+longer side, one run per init at a constant learning rate with PSNR read off at each N; writes
+``benchmarks/adaptation.json`` and ``benchmarks/adaptation.png``.
+
+    python -m benchmarks.adaptation [--clips a,b] [--steps 0,10] [--scale K] [--init NAME=PATH ...]
+    python -m benchmarks.adaptation --downscaled [--out-json F] [--out-png F] [--init NAME=PATH ...]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import multiprocessing
 import platform
 import sys
@@ -25,11 +38,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call
 
+from benchmarks.protocol import Clip, box_downscale, v1_clips
+from nervcore.atomic import write_bytes_atomic
 from nervcore.video_io import read_video
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.losses import psnr, reconstruction_loss
-from metanerv.model import NeRVConfig, build_model, frame_times, grid_size_for, pad_to_stride
+from metanerv.model import (NeRV, NeRVConfig, build_model, decode_param_names, frame_times,
+                            grid_size_for, pad_to_stride)
 from metanerv.tasks import list_videos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,28 +57,49 @@ DEFAULT_INITS = (f"shipped={DEFAULT_INIT}", "random=random",
                  f"full-short={INIT_DIR / 'full_short.safetensors'}",
                  f"no-spatial={INIT_DIR / 'no_spatial.safetensors'}",
                  f"no-temporal={INIT_DIR / 'no_temporal.safetensors'}")
+NATIVE_DEFAULT_INITS = DEFAULT_INITS[:2]  # shipped and random
 DEFAULT_STEPS = (0, 10, 25, 50, 100, 250, 500)
+NATIVE_PROTOCOL = "adapt-native-v1"
+NATIVE_RESULTS = Path(__file__).resolve().parent / "work" / "adaptation-native"
+NATIVE_JSON = Path(__file__).resolve().parent / "adaptation_native.json"
+NATIVE_PNG = Path(__file__).resolve().parent / "adaptation_native.png"
+L1_WEIGHT = 0.7  # codec FitSettings.l1_weight
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.adaptation",
                                 description="PSNR after N fine-tuning steps from each init.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--native", dest="native", action="store_true", default=True,
+                      help="clips at the RD protocol's resolution, the encoder's fitting (default)")
+    mode.add_argument("--downscaled", dest="native", action="store_false",
+                      help="the original harness: clips downscaled to --max-side, constant lr")
     p.add_argument("--data", default=str(BENCH_DIR), help="folder of clips")
     p.add_argument("--init", action="append", default=None, metavar="NAME=PATH",
-                   help="an init to compare ('random' as PATH: random weights); repeatable")
+                   help="an init to compare ('random' as PATH: random weights); repeatable "
+                        "(default: shipped and random; --downscaled adds the three ablation inits)")
     p.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)),
                    help="comma-separated step counts to report")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (from the first)")
-    p.add_argument("--max-side", type=int, default=128, help="downscale clips to this longer side")
+    p.add_argument("--max-side", type=int, default=128,
+                   help="--downscaled: downscale clips to this longer side")
+    p.add_argument("--scale", type=int, default=1,
+                   help="native: reduce every clip by this integer box factor more (quick runs)")
     p.add_argument("--batch", type=int, default=8, help="frames per fine-tuning step")
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam step size (constant)")
+    p.add_argument("--lr", type=float, default=5e-3,
+                   help="Adam step size (native: the cosine schedule's peak; downscaled: constant)")
+    p.add_argument("--results", default=str(NATIVE_RESULTS),
+                   help="native: folder of per-(clip, init, steps) records (resume from it)")
+    p.add_argument("--force", action="store_true", help="native: recompute records that exist")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (more only with OMP_WAIT_POLICY=PASSIVE on a busy machine)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     p.add_argument("--clips", default=None, help="comma-separated clip names to keep")
-    p.add_argument("--out-json", default=str(Path(__file__).resolve().parent / "adaptation.json"))
-    p.add_argument("--out-png", default=str(Path(__file__).resolve().parent / "adaptation.png"))
+    p.add_argument("--out-json", default=None,
+                   help=f"default {NATIVE_JSON.name} (native), adaptation.json (downscaled)")
+    p.add_argument("--out-png", default=None,
+                   help=f"default {NATIVE_PNG.name} (native), adaptation.png (downscaled)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -108,6 +146,187 @@ def finetune_curve(frames: Tensor, config: NeRVConfig, init_state: dict[str, Ten
         out[stop] = measure()
     return out
 
+
+# ----------------------------------------------------------------------------- native mode
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
+    """The encoder's schedule (codec/finetune.py): linear warm-up, then cosine to zero."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 5e-3, batch: int = 8,
+                seed: int = 0, l1_weight: float = L1_WEIGHT) -> dict[str, Tensor]:
+    """Fit ``model`` to padded frames ``target`` ``[n, 3, Hp, Wp]`` as ``nervc encode --steps``
+    does (``codec.finetune.fit_weights``): Adam on the decode tensors, cosine lr peaking at
+    ``lr`` after ``max(steps // 20, 1)`` warm-up steps, random batches from a generator seeded
+    with ``seed``. Returns the fitted decode tensors; ``model`` itself is left unchanged."""
+    n = target.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    free = {k: params[k].detach().clone().requires_grad_(True) for k in decode_param_names(model)}
+    opt = torch.optim.Adam(list(free.values()), lr=lr)
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, lr, warmup=max(steps // 20, 1))
+        idx = torch.randperm(n, generator=gen)[:batch] if n > batch else torch.arange(n)
+        pred = functional_call(model, free, (frame_times(idx, n).to(target.device),))
+        loss = reconstruction_loss(pred, target[idx], l1_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {k: v.detach() for k, v in free.items()}
+
+
+def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: int = 8) -> float:
+    """8-bit RGB PSNR of the decoded ``uint8 [n, h, w, 3]`` frames: the mean over frames of the
+    per-frame MSE, then dB (``codec.encoder.rgb_psnr`` on what ``codec.decoder`` would output)."""
+    n, h, w, _ = frames.shape
+    t_all = frame_times(list(range(n)), n)
+    mses = []
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            y = functional_call(model, weights, (t_all[i:i + batch],))[..., :h, :w]
+            y = y.mul(255.0).round_().clamp_(0, 255).permute(0, 2, 3, 1).double()
+            ref = torch.from_numpy(frames[i:i + batch]).double()
+            mses.extend(((y - ref) ** 2).mean(dim=(1, 2, 3)).tolist())
+    mse = float(np.mean(mses))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
+
+
+def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] | None, steps: int,
+               lr: float = 5e-3, batch: int = 8, seed: int = 0) -> float:
+    """8-bit PSNR after fitting ``uint8 [n, h, w, 3]`` frames for ``steps`` steps from ``state``
+    (an init's tensors, grid at any size -- resampled bilinearly -- or None: random weights)."""
+    n, h, w, _ = frames.shape
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    target = pad_to_stride(x, config.total_stride)
+    model = build_model(config, grid_size_for(h, w, config), state, seed=seed)
+    weights = encoder_fit(model, target, steps, lr, batch, seed)
+    return psnr8(model, weights, frames, batch)
+
+
+def native_clips(data: Path, frames: int, scale: int) -> list[Clip]:
+    """The clips of ``data`` as the RD protocol codes them, first ``frames`` frames, reduced
+    ``scale`` times more: for the benchmark folder exactly ``protocol.v1_clips`` (coffee_720p at
+    320x180), for any other folder every video at native resolution."""
+    data = Path(data).resolve()
+    if data == BENCH_DIR.resolve():
+        clips = v1_clips(data.parent)
+    else:
+        clips = [Clip(p.name.split(".")[0], p) for p in list_videos(data)]
+    return [dataclasses.replace(c, frames=frames, downscale=c.downscale * scale) for c in clips]
+
+
+def _native_record_path(results: Path, clip: str, init: str, steps: int) -> Path:
+    return results / clip / init / f"s{steps}.json"
+
+
+def _native_job(a: tuple) -> dict:
+    """One (clip, init, steps) fit; a top-level function so worker processes can run it."""
+    clip, init_path, init_key, steps, settings, threads, random_config = a
+    torch.set_num_threads(threads)
+    frames = clip.load().frames
+    if init_path == "random":
+        config, state = NeRVConfig.from_dict(random_config), None
+    else:
+        init = load_init(init_path)
+        config, state = init.config, init.state
+    c0 = time.monotonic()
+    value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"])
+    return {**init_key, "steps": steps, "psnr": value, "frames": int(frames.shape[0]),
+            "height": int(frames.shape[1]), "width": int(frames.shape[2]),
+            "seconds": round(time.monotonic() - c0, 2),
+            "machine": f"{platform.node()} {platform.machine()}, torch {torch.__version__}, "
+                       f"{threads} thread(s)"}
+
+
+def native_main(opts: argparse.Namespace, steps: list[int], inits: list[tuple[str, str]]) -> int:
+    out_json = Path(opts.out_json or NATIVE_JSON)
+    out_png = Path(opts.out_png or NATIVE_PNG)
+    results = Path(opts.results)
+    loaded, default_config = _load_inits(inits)
+    clips = native_clips(Path(opts.data), opts.frames, opts.scale)
+    if opts.clips:
+        keep = {c.strip() for c in opts.clips.split(",") if c.strip()}
+        clips = [c for c in clips if c.name in keep or c.path.name in keep]
+        if not clips:
+            raise SystemExit(f"--clips {opts.clips}: no such clip in {opts.data}")
+    settings = {"lr": opts.lr, "batch": opts.batch, "seed": opts.seed, "l1_weight": L1_WEIGHT,
+                "optimizer": "Adam on decode tensors", "schedule": "cosine over N steps, 5 % warm-up",
+                "frames": opts.frames, "scale": opts.scale}
+    t0 = time.monotonic()
+    todo, records = [], {}
+    for clip in clips:
+        for name, path in inits:
+            for n in steps:
+                key = {"protocol": NATIVE_PROTOCOL, "clip": clip.name, "clip_spec": clip.describe(),
+                       "init": name, "init_id": loaded[name][2], "settings": settings}
+                rec_path = _native_record_path(results, clip.name, name, n)
+                if not opts.force:
+                    try:
+                        rec = json.loads(rec_path.read_text())
+                    except (OSError, ValueError):
+                        rec = None
+                    if isinstance(rec, dict) and all(rec.get(k) == v for k, v in key.items()) \
+                            and rec.get("steps") == n and isinstance(rec.get("psnr"), (int, float)):
+                        records[(clip.name, name, n)] = rec
+                        continue
+                todo.append((clip, name, path, n, key, rec_path))
+    if not opts.quiet:
+        print(f"{len(records)} records reused, {len(todo)} to run", file=sys.stderr, flush=True)
+    args = [(clip, path, key, n, settings, opts.threads, default_config.to_dict())
+            for clip, name, path, n, key, _ in todo]
+    # the longest fits first, so parallel workers finish together
+    order = sorted(range(len(todo)), key=lambda i: -todo[i][3])
+
+    def store(i: int, rec: dict) -> None:
+        clip, name, _, n, _, rec_path = todo[i]
+        rec_path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(rec_path, (json.dumps(rec, indent=1) + "\n").encode(), fsync=False)
+        records[(clip.name, name, n)] = rec
+        if not opts.quiet:
+            print(f"{clip.name:28s} {name:12s} {n:4d} steps  {rec['psnr']:6.2f} dB  "
+                  f"({rec['seconds']:.0f}s)", file=sys.stderr, flush=True)
+
+    if opts.jobs > 1 and len(order) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
+            for i, rec in zip(order, pool.map(_native_job, [args[i] for i in order])):
+                store(i, rec)
+    else:
+        for i in order:
+            store(i, _native_job(args[i]))
+
+    result: dict = {
+        "protocol": NATIVE_PROTOCOL,
+        "settings": {**settings, "data": str(Path(opts.data).resolve()), "threads": opts.threads,
+                     "jobs": opts.jobs, "metric": "8-bit RGB PSNR, mean of per-frame MSE",
+                     "inits": {n: {"path": p, "id": loaded[n][2]} for n, p in inits}},
+        "inits": [n for n, _ in inits], "steps": steps, "clips": {},
+    }
+    for clip in clips:
+        for name, _ in inits:
+            for n in steps:
+                rec = records[(clip.name, name, n)]
+                entry = result["clips"].setdefault(clip.name, {
+                    "frames": rec["frames"], "height": rec["height"], "width": rec["width"],
+                    "psnr": {}, "seconds": {}})
+                entry["psnr"].setdefault(name, {})[str(n)] = rec["psnr"]
+                entry["seconds"].setdefault(name, {})[str(n)] = rec["seconds"]
+    result["seconds_this_run"] = round(time.monotonic() - t0, 1)
+    result["fit_seconds_total"] = round(sum(r["seconds"] for r in records.values()), 1)
+    result["summary"] = summarize(result)
+    write_bytes_atomic(out_json, json.dumps(result, indent=2).encode(), fsync=False)
+    plot(result, str(out_png), title=f"native adaptation ({NATIVE_PROTOCOL})")
+    if not opts.quiet:
+        _print_summary(result["summary"])
+    return 0
+
+
+# ----------------------------------------------------------------------------- downscaled mode
 
 def _job(a: tuple) -> tuple[list[int], dict[int, float], float]:
     """One (clip, init) curve; a top-level function so worker processes can run it."""
@@ -156,7 +375,7 @@ def summarize(result: dict) -> dict:
     return summary
 
 
-def plot(result: dict, path: str) -> None:
+def plot(result: dict, path: str, title: str = "adaptation") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -170,7 +389,7 @@ def plot(result: dict, path: str) -> None:
     axes[0].set_xscale("log")
     axes[0].set_xlabel("fine-tuning steps (0 plotted at 1)")
     axes[0].set_ylabel("mean PSNR (dB)")
-    axes[0].set_title(f"adaptation, mean of {len(result['clips'])} clips")
+    axes[0].set_title(f"{title}, mean of {len(result['clips'])} clips")
     axes[0].grid(True, alpha=0.3)
     axes[0].legend()
     if "random" in mean:
@@ -195,11 +414,8 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
-    torch.set_num_threads(opts.threads)
-    steps = sorted({int(s) for s in opts.steps.split(",") if s.strip()})
-    inits = _parse_inits(opts.init or list(DEFAULT_INITS))
+def _load_inits(inits: list[tuple[str, str]]) -> tuple[dict[str, tuple[NeRVConfig, dict | None, str]], NeRVConfig]:
+    """name -> (config, state or None, id); random inits take the last loaded init's config."""
     loaded: dict[str, tuple[NeRVConfig, dict | None, str]] = {}
     default_config = NeRVConfig()
     for name, path in inits:
@@ -211,6 +427,24 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in inits:
         if path == "random":
             loaded[name] = (default_config, None, "random")
+    return loaded, default_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    torch.set_num_threads(opts.threads)
+    steps = sorted({int(s) for s in opts.steps.split(",") if s.strip()})
+    if not steps or steps[0] < 0:
+        raise SystemExit("--steps wants non-negative step counts")
+    if opts.scale < 1:
+        raise SystemExit("--scale wants an integer >= 1")
+    inits = _parse_inits(opts.init or list(NATIVE_DEFAULT_INITS if opts.native else DEFAULT_INITS))
+    if opts.native:
+        return native_main(opts, steps, inits)
+    here = Path(__file__).resolve().parent
+    opts.out_json = opts.out_json or str(here / "adaptation.json")
+    opts.out_png = opts.out_png or str(here / "adaptation.png")
+    loaded, default_config = _load_inits(inits)
     clips = list_videos(opts.data)
     if opts.clips:
         keep = set(opts.clips.split(","))
@@ -247,15 +481,18 @@ def main(argv: list[str] | None = None) -> int:
     Path(opts.out_json).write_text(json.dumps(result, indent=2))
     plot(result, opts.out_png)
     if not opts.quiet:
-        s = result["summary"]
-        for name, curve in s["mean_psnr"].items():
-            print(f"mean {name:12s} " + " ".join(f"{k}:{v:.2f}" for k, v in curve.items()),
-                  file=sys.stderr)
-        if "first_step_reaching_random_final" in s:
-            print(f"first step reaching random@{s['random_final']['steps']} "
-                  f"({s['random_final']['psnr']:.2f} dB): {s['first_step_reaching_random_final']}",
-                  file=sys.stderr)
+        _print_summary(result["summary"])
     return 0
+
+
+def _print_summary(s: dict) -> None:
+    for name, curve in s["mean_psnr"].items():
+        print(f"mean {name:12s} " + " ".join(f"{k}:{v:.2f}" for k, v in curve.items()),
+              file=sys.stderr)
+    if "first_step_reaching_random_final" in s:
+        print(f"first step reaching random@{s['random_final']['steps']} "
+              f"({s['random_final']['psnr']:.2f} dB): {s['first_step_reaching_random_final']}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ and applied with Adam, so every process keeps identical parameters.
 
 Spatial guidance (multi-resolution loss over every block's output) and temporal guidance (a
 progressive number of frames per task) are on by default and can be switched off for ablations.
+``--task-mix native:0.5,crop:0.3,down:0.2`` mixes full-resolution tasks (whole frames and
+256-832 px crops of GOP spans, as the encoder fits them) into the small downscaled ones.
+``--algo metasgd`` (second-order MAML with one learned step size per tensor, the same as
+``--algo maml --learn-lr``) writes the learned step sizes into the init file (see
+``metanerv.init_file.lr_scales``); so does any ``--learn-lr`` run.
 Randomness for task ``k`` of process ``r`` at step ``s`` comes from ``default_rng([seed, r, s, k])``,
 so a resumed run (``--resume``) draws exactly the tasks the uninterrupted run would have.
 """
@@ -36,9 +41,10 @@ from metanerv.init_file import save_init
 from metanerv.losses import multiscale_loss, psnr, reconstruction_loss
 from metanerv.model import NeRV, NeRVConfig, build_model, resize_grid
 from metanerv.schedule import FrameSchedule
-from metanerv.tasks import DEFAULT_SIDES, Task, TaskSampler
+from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
+                            parse_task_mix)
 
-ALGOS = ("maml", "fomaml", "reptile")
+ALGOS = ("maml", "fomaml", "reptile", "metasgd")
 DEFAULT_SCALE_WEIGHTS = (0.1, 0.15, 0.25, 0.5)
 
 
@@ -48,6 +54,13 @@ def _csv_ints(s: str) -> tuple[int, ...]:
 
 def _csv_floats(s: str) -> tuple[float, ...]:
     return tuple(float(x) for x in s.split(",") if x.strip())
+
+
+def _task_mix(s: str) -> dict[str, float]:
+    try:
+        return parse_task_mix(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _hw(s: str) -> tuple[int, int]:
@@ -71,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inner-lr", type=float, default=5e-3, help="inner step size (initial one if learned)")
     g.add_argument("--inner-opt", choices=maml.INNER_OPTS, default=None,
                    help="inner optimizer (default: adam for reptile, sgd for maml/fomaml)")
-    g.add_argument("--learn-lr", action="store_true", help="Meta-SGD: learn one step size per tensor")
+    g.add_argument("--learn-lr", action="store_true",
+                   help="Meta-SGD: learn one step size per tensor (implied by --algo metasgd); "
+                        "the learned step sizes are written into the init")
     g.add_argument("--outer-lr", type=float, default=2e-3, help="Adam step size of the init")
     g.add_argument("--lr-lr", type=float, default=5e-3, help="Adam step size of the learned log step sizes")
     g.add_argument("--outer-decay", type=float, default=0.1,
@@ -88,11 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames-start", type=int, default=2, help="frames per task at the start")
     g.add_argument("--ramp", type=float, default=0.6, help="fraction of the budget the ramp takes")
     g = p.add_argument_group("tasks")
-    g.add_argument("--sides", type=_csv_ints, default=DEFAULT_SIDES, help="task heights/widths")
+    g.add_argument("--task-mix", type=_task_mix, default="down:1", metavar="KIND:W,...",
+                   help="weights of the task kinds down (small downscaled clips, --sides), native "
+                        "(whole frames of a GOP span at the video's resolution) and crop "
+                        "(full-resolution crops --crop-widths wide), e.g. native:0.5,crop:0.3,down:0.2")
+    g.add_argument("--sides", type=_csv_ints, default=DEFAULT_SIDES, help="down task heights/widths")
+    g.add_argument("--crop-widths", type=_csv_ints, default=DEFAULT_CROP_WIDTHS, metavar="MIN,MAX",
+                   help="width range of crop tasks (multiples of the model's total stride)")
+    g.add_argument("--gops", type=_csv_ints, default=DEFAULT_GOPS, metavar="N,...",
+                   help="GOP lengths native/crop tasks draw their frames from (the encoder's is 120)")
+    g.add_argument("--native-max-side", type=int, default=None, metavar="PX",
+                   help="reduce native tasks of larger videos by an integer box filter until their "
+                        "longer side fits (default: true native resolution)")
+    g.add_argument("--native-cache-mb", type=float, default=2048,
+                   help="full-resolution frame cache per process (native/crop tasks)")
     g.add_argument("--grid", type=_hw, default=(8, 8), help="stored grid size HxW of the init")
     g.add_argument("--cache-mb", type=float, default=1536, help="decoded-frame cache per process")
     g.add_argument("--short-side", type=int, default=320, help="cached copies' short side")
-    g.add_argument("--max-frames", type=int, default=200, help="frames kept per video")
+    g.add_argument("--max-frames", type=int, default=200, help="frames used per video (from the first)")
     g.add_argument("--max-tstride", type=int, default=4, help="largest temporal stride of a task")
     g.add_argument("--frame-cache", default=None, metavar="DIR",
                    help="keep decoded, downscaled videos here (.npy) so later runs skip decoding")
@@ -165,10 +193,11 @@ def task_loss(model: NeRV, task: Task, weights: tuple[float, ...] | None, device
     Also returns ``evaluate(params, idx) -> (loss, final prediction, target)``.
     """
     t_all = task.times.to(device)
-    x_all = task.frames.to(device)
+    x_all = task.frames.to(device)  # uint8 for full-resolution tasks: converted per batch
 
     def evaluate(params: dict[str, Tensor], idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         t, x = t_all[idx], x_all[idx]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
         if weights is None:
             pred = functional_call(model, params, (t,))
             return reconstruction_loss(pred, x), pred, x
@@ -258,8 +287,21 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         raise NervcError("give a budget: --steps N and/or --minutes M")
     if opts.inner_steps < 1 or opts.tasks_per_step < 1 or opts.batch < 1:
         raise NervcError("--inner-steps, --tasks-per-step and --batch must be at least 1")
+    if opts.algo == "metasgd":
+        opts.learn_lr = True
     if opts.learn_lr and opts.algo == "reptile":
-        raise NervcError("--learn-lr needs --algo maml or fomaml (Reptile has no differentiable inner loop)")
+        raise NervcError("--learn-lr needs --algo maml, fomaml or metasgd (Reptile has no differentiable inner loop)")
+    s = config.total_stride
+    if "crop" in opts.task_mix:
+        if len(opts.crop_widths) != 2 or not 0 < opts.crop_widths[0] <= opts.crop_widths[1]:
+            raise NervcError("--crop-widths wants MIN,MAX with 0 < MIN <= MAX")
+        if opts.crop_widths[1] < s or -(-opts.crop_widths[0] // s) * s > opts.crop_widths[1]:
+            raise NervcError(f"--crop-widths {opts.crop_widths[0]},{opts.crop_widths[1]} holds no "
+                             f"multiple of the model's total stride {s}")
+    if not opts.gops or min(opts.gops) < 1:
+        raise NervcError("--gops must be positive frame counts")
+    if opts.native_max_side is not None and opts.native_max_side < s:
+        raise NervcError(f"--native-max-side must be at least the model's total stride {s}")
     if not opts.no_spatial and len(opts.scale_weights) != len(config.channels):
         raise NervcError(f"--scale-weights needs {len(config.channels)} values (one per block)")
     if any(s % config.total_stride for s in opts.sides):
@@ -286,12 +328,16 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     sampler = TaskSampler(opts.data, sides=opts.sides, stride=config.total_stride,
                           cache_mb=opts.cache_mb, short_side=opts.short_side,
                           max_frames=opts.max_frames, max_temporal_stride=opts.max_tstride,
-                          disk_cache=opts.frame_cache)
+                          disk_cache=opts.frame_cache, mix=opts.task_mix,
+                          crop_widths=tuple(opts.crop_widths), gops=tuple(opts.gops),
+                          native_cache_mb=opts.native_cache_mb, native_max_side=opts.native_max_side)
     if opts.warm_cache:
+        # the disk cache lets ranks share the down copies; frame counts are per process
+        full_res = "native" in sampler.mix or "crop" in sampler.mix
         for i, path in enumerate(sampler.videos):
-            if i % world == rank or opts.frame_cache is None:
+            if i % world == rank or opts.frame_cache is None or full_res:
                 try:
-                    sampler.cache.get(path)
+                    sampler.warm(path)
                 except NervcError:
                     pass
         if world > 1:
@@ -427,13 +473,21 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "spatial_guidance": list(weights) if weights else None,
             "temporal_guidance": schedule.to_dict() if schedule.enabled else None,
             "task_sides": list(opts.sides), "batch": opts.batch, "max_tstride": opts.max_tstride,
+            "task_mix": sampler.mix, "max_frames": opts.max_frames,
             "seed": opts.seed,
             "final_query_psnr": None if ema_psnr is None else round(ema_psnr, 3),
         }
+        if "native" in sampler.mix or "crop" in sampler.mix:
+            info["full_res_tasks"] = {"gops": list(opts.gops), "crop_widths": list(opts.crop_widths),
+                                      "native_max_side": opts.native_max_side}
         if log_lrs:
             info["inner_lrs"] = {n: float(v.detach().exp()) for n, v in log_lrs.items()}
         state = {n: p.detach().cpu() for n, p in base.items()}
-        digest = save_init(out_path, config, state, info)
+        learned = None
+        if log_lrs:
+            learned = {"log_lrs": {n: v.detach().cpu() for n, v in log_lrs.items()},
+                       "inner_opt": info["inner"]["opt"], "inner_steps": opts.inner_steps}
+        digest = save_init(out_path, config, state, info, metasgd=learned)
         print(f"wrote {out_path} ({out_path.stat().st_size} bytes, id {digest.hex()[:16]}) after "
               f"{step} steps / {tasks_done} tasks in {elapsed:.0f}s", file=sys.stderr)
     return {n: p.detach().cpu().clone() for n, p in base.items()}

@@ -3,6 +3,7 @@ and the adaptation benchmark on a tiny setting."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -15,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from benchmarks import adaptation
 from metanerv import train
 from metanerv.checkpoint import load_checkpoint
-from metanerv.init_file import load_init, save_init
+from metanerv.init_file import load_init, lr_scales, save_init
 from metanerv.model import build_model
 
 from tests.conftest import link_fixture_clips
@@ -48,6 +49,38 @@ def test_writes_a_loadable_init(clip_dir, tmp_path):
     model = build_model(init.config, (3, 5), init.state)  # any grid size
     assert model(torch.tensor([0.0, 1.0])).shape == (2, 3, 48, 80)
     assert train.main(_argv(clip_dir, tmp_path / "x.safetensors")) == 1  # no budget
+
+
+def test_metasgd_on_full_resolution_tasks_carries_step_sizes(clip_dir, tmp_path):
+    out = tmp_path / "msgd.safetensors"
+    assert train.main(_argv(clip_dir, out, "--steps", "2", "--algo", "metasgd", "--inner-lr", "0.01",
+                            "--task-mix", "native:0.5,crop:0.5", "--crop-widths", "256,320",
+                            "--gops", "8")) == 0
+    init = load_init(out)
+    assert init.info["algorithm"] == "metasgd" and init.info["inner"]["learned_lr"]
+    assert init.info["task_mix"] == {"native": 0.5, "crop": 0.5}
+    assert init.info["full_res_tasks"]["gops"] == [8]
+    assert set(init.metasgd["log_lrs"]) == set(init.state) and init.metasgd["inner_opt"] == "sgd"
+    assert init.metasgd["inner_steps"] == 2
+    learned = {n: math.exp(v) for n, v in init.metasgd["log_lrs"].items()}
+    assert learned == pytest.approx(init.info["inner_lrs"], rel=1e-6)
+    assert any(v != pytest.approx(0.01) for v in learned.values())  # they were trained
+    scales = lr_scales(init)
+    assert "grid" in scales and not any(n.startswith("aux_heads.") for n in scales)
+    # a plain Reptile init carries none
+    plain = tmp_path / "plain.safetensors"
+    assert train.main(_argv(clip_dir, plain, "--steps", "1")) == 0
+    assert load_init(plain).metasgd is None
+
+
+def test_bad_task_flags(clip_dir, tmp_path, capsys):
+    out = tmp_path / "x.safetensors"
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(_argv(clip_dir, out, "--task-mix", "held-out:1"))
+    assert train.main(_argv(clip_dir, out, "--steps", "1", "--task-mix", "crop",
+                            "--crop-widths", "260,270")) == 1  # no multiple of 16 in range
+    assert "stride" in capsys.readouterr().err
+    assert train.main(_argv(clip_dir, out, "--steps", "1", "--algo", "reptile", "--learn-lr")) == 1
 
 
 def test_resume_continues_exactly(clip_dir, tmp_path):
@@ -105,7 +138,7 @@ def test_adaptation_benchmark_tiny(clip_dir, tmp_path):
     model = build_model(train.tiny_config(), (2, 2), seed=0)
     save_init(init, train.tiny_config(), model.state_dict(), {"note": "test"})
     js, png = tmp_path / "a.json", tmp_path / "a.png"
-    rc = adaptation.main(["--data", str(clip_dir), "--init", f"tiny={init}", "--init", "random=random",
+    rc = adaptation.main(["--downscaled", "--data", str(clip_dir), "--init", f"tiny={init}", "--init", "random=random",
                           "--steps", "0,2,4", "--frames", "3", "--batch", "2", "--max-side", "40",
                           "--threads", "1", "--jobs", "1", "--out-json", str(js), "--out-png", str(png),
                           "--quiet"])
