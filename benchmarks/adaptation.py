@@ -4,10 +4,11 @@ Native mode (the default, protocol ``adapt-native-v1``): the first 16 frames of 
 the benchmark folder (never used for meta-training) at the resolution the RD benchmark codes it
 (``benchmarks/protocol.py``: native, coffee_720p reduced to 320x180 by a 4x4 box filter), are
 fitted from each init exactly as ``nervc encode --steps N`` fits a GOP -- the encoder's own
-loop (``encoder_fit``, checked against ``codec.finetune.fit_weights`` by a test): Adam on the
-decode tensors, a cosine learning rate peaking at 5e-3 after a 5 % warm-up *over the N steps of
-that run*, random batches of 8 frames, loss 0.7 L1 + 0.3 (1 - SSIM) on the replicate-padded
-frames. Each N in 0, 10, 25, 50, 100, 250, 500 is its own run (the schedule depends on N), and
+loop (``encoder_fit`` calls ``codec.finetune.fit_gop``, bitstream v2's rate-distortion fit at
+the default rung's lam): Adam on the residuals and the learned steps, a warmup-stable-decay
+learning rate peaking at 2e-2 *over the N steps of that run*, random batches of 8 frames, loss
+0.7 L1 + 0.3 (1 - SSIM) + lam * bits/pixel on the replicate-padded frames; PSNR is measured
+on the quantized weights the decoder would rebuild. Each N in 0, 10, 25, 50, 100, 250, 500 is its own run (the schedule depends on N), and
 the 8-bit RGB PSNR of all frames (mean of per-frame MSE, as the encoder reports) is stored as
 one JSON record per (clip, init, N) under ``--results``; a finished record whose settings match
 is reused, so an interrupted run resumes. ``--scale K`` box-reduces every clip by K more and
@@ -45,7 +46,7 @@ from nervcore.atomic import write_bytes_atomic
 from nervcore.video_io import read_video
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.losses import psnr, reconstruction_loss
-from metanerv.model import (NeRV, NeRVConfig, build_model, decode_param_names, frame_times,
+from metanerv.model import (init_state_for, NeRV, NeRVConfig, build_model, decode_param_names, frame_times,
                             grid_size_for, pad_to_stride)
 from metanerv.tasks import list_videos
 
@@ -86,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=1,
                    help="native: reduce every clip by this integer box factor more (quick runs)")
     p.add_argument("--batch", type=int, default=8, help="frames per fine-tuning step")
-    p.add_argument("--lr", type=float, default=5e-3,
-                   help="Adam step size (native: the cosine schedule's peak; downscaled: constant)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam step size (native: the schedule's peak, default 2e-2 as the encoder; "
+                        "downscaled: constant, default 5e-3)")
     p.add_argument("--results", default=str(NATIVE_RESULTS),
                    help="native: folder of per-(clip, init, steps) records (resume from it)")
     p.add_argument("--force", action="store_true", help="native: recompute records that exist")
@@ -157,27 +159,21 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 5e-3, batch: int = 8,
-                seed: int = 0, l1_weight: float = L1_WEIGHT) -> dict[str, Tensor]:
-    """Fit ``model`` to padded frames ``target`` ``[n, 3, Hp, Wp]`` as ``nervc encode --steps``
-    does (``codec.finetune.fit_weights``): Adam on the decode tensors, cosine lr peaking at
-    ``lr`` after ``max(steps // 20, 1)`` warm-up steps, random batches from a generator seeded
-    with ``seed``. Returns the fitted decode tensors; ``model`` itself is left unchanged."""
-    n = target.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    params = dict(model.named_parameters())
-    free = {k: params[k].detach().clone().requires_grad_(True) for k in decode_param_names(model)}
-    opt = torch.optim.Adam(list(free.values()), lr=lr)
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, steps, lr, warmup=max(steps // 20, 1))
-        idx = torch.randperm(n, generator=gen)[:batch] if n > batch else torch.arange(n)
-        pred = functional_call(model, free, (frame_times(idx, n).to(target.device),))
-        loss = reconstruction_loss(pred, target[idx], l1_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return {k: v.detach() for k, v in free.items()}
+def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch: int = 8,
+                seed: int = 0, base: dict[str, Tensor] | None = None,
+                lam: float | None = None) -> dict[str, Tensor]:
+    """Fit ``model`` to padded frames ``target`` ``[n, 3, Hp, Wp]`` exactly as ``nervc encode
+    --steps`` does, by calling the encoder's own fit (``codec.finetune.fit_gop``: rate-distortion
+    optimised, learned steps, the default rung's ``lam``), and return the weights the decoder
+    would rebuild (``base`` + quantized residuals; ``base`` = the init's tensors, None for a
+    random start). ``model`` itself is left unchanged."""
+    from codec.finetune import FitSettings, fit_gop
+    from codec.ladder import DEFAULT_QUALITY, LADDER
+    s = FitSettings(steps=steps, lr=lr, batch=batch, seed=seed,
+                    lam=LADDER[DEFAULT_QUALITY].lam if lam is None else lam)
+    pixels = target.shape[0] * target.shape[2] * target.shape[3]
+    coded = fit_gop(model, target, base, s, pixels, progress=False)
+    return coded.weights(base)
 
 
 def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: int = 8) -> float:
@@ -197,14 +193,16 @@ def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: in
 
 
 def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] | None, steps: int,
-               lr: float = 5e-3, batch: int = 8, seed: int = 0) -> float:
+               lr: float = 2e-2, batch: int = 8, seed: int = 0) -> float:
     """8-bit PSNR after fitting ``uint8 [n, h, w, 3]`` frames for ``steps`` steps from ``state``
     (an init's tensors, grid at any size -- resampled bilinearly -- or None: random weights)."""
     n, h, w, _ = frames.shape
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
     target = pad_to_stride(x, config.total_stride)
-    model = build_model(config, grid_size_for(h, w, config), state, seed=seed)
-    weights = encoder_fit(model, target, steps, lr, batch, seed)
+    ghw = grid_size_for(h, w, config)
+    model = build_model(config, ghw, state, seed=seed)
+    base = init_state_for(state, ghw) if state is not None else None
+    weights = encoder_fit(model, target, steps, lr, batch, seed, base)
     return psnr8(model, weights, frames, batch)
 
 
@@ -255,7 +253,8 @@ def native_main(opts: argparse.Namespace, steps: list[int], inits: list[tuple[st
         if not clips:
             raise SystemExit(f"--clips {opts.clips}: no such clip in {opts.data}")
     settings = {"lr": opts.lr, "batch": opts.batch, "seed": opts.seed, "l1_weight": L1_WEIGHT,
-                "optimizer": "Adam on decode tensors", "schedule": "cosine over N steps, 5 % warm-up",
+                "optimizer": "codec.finetune.fit_gop (v2, rate-aware, default rung)",
+                "schedule": "warmup-stable-decay over N steps",
                 "frames": opts.frames, "scale": opts.scale}
     t0 = time.monotonic()
     todo, records = [], {}
@@ -440,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--scale wants an integer >= 1")
     inits = _parse_inits(opts.init or list(NATIVE_DEFAULT_INITS if opts.native else DEFAULT_INITS))
     if opts.native:
+        opts.lr = 2e-2 if opts.lr is None else opts.lr
         return native_main(opts, steps, inits)
+    opts.lr = 5e-3 if opts.lr is None else opts.lr
     here = Path(__file__).resolve().parent
     opts.out_json = opts.out_json or str(here / "adaptation.json")
     opts.out_png = opts.out_png or str(here / "adaptation.png")

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks import adaptation
 from codec.encoder import rgb_psnr
-from codec.finetune import FitSettings, fit_weights
+from codec.finetune import FitSettings, fit_gop
 from metanerv.init_file import save_init
 from metanerv.model import build_model, frame_times, grid_size_for, pad_to_stride
 from metanerv.train import tiny_config
@@ -34,14 +34,17 @@ def _frames(n: int = 5) -> np.ndarray:
 
 
 def test_encoder_fit_is_the_encoders_loop():
-    """Bit-identical to codec.finetune.fit_weights: the benchmark measures what the encoder does."""
+    """Bit-identical to the decoder's weights after codec.finetune.fit_gop: the benchmark measures
+    what the encoder writes."""
     cfg = tiny_config()
     frames = _frames()
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
     target = pad_to_stride(x, cfg.total_stride)
     model = build_model(cfg, grid_size_for(40, 56, cfg), seed=3)
-    ours = adaptation.encoder_fit(model, target, 7, lr=4e-3, batch=3, seed=5)
-    theirs = fit_weights(model, target, FitSettings(steps=7, lr=4e-3, batch=3, seed=5), progress=False)
+    ours = adaptation.encoder_fit(model, target, 7, lr=4e-3, batch=3, seed=5, lam=0.5)
+    coded = fit_gop(model, target, None, FitSettings(steps=7, lr=4e-3, batch=3, seed=5, lam=0.5),
+                    5 * target.shape[2] * target.shape[3], progress=False)
+    theirs = coded.weights(None)
     assert set(ours) == set(theirs)
     for k in ours:
         assert torch.equal(ours[k], theirs[k]), k
