@@ -11,13 +11,16 @@ from benchmarks.table import table
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 # results dir -> the --bpp the README's command used for its table.md
-PUBLISHED = {"v1": (0.05, 0.1, 0.2), "v1-s300": (0.05, 0.1, 0.2), "v1-s600": (0.2, 0.3)}
+PUBLISHED = {"v1": (0.05, 0.1, 0.2), "v1-s300": (0.05, 0.1, 0.2), "v1-s600": (0.2, 0.3),
+             "v2-s300": (0.02, 0.05, 0.1)}
+VERSUS = {"v2-s300": "v1-s300"}  # results dir -> the earlier run its README command compares with
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_committed_table_is_made_from_the_committed_records(name):
     folder = RESULTS / name
-    assert table(folder, bpps=PUBLISHED[name]) == (folder / "table.md").read_text()
+    earlier = RESULTS / VERSUS[name] if name in VERSUS else None
+    assert table(folder, bpps=PUBLISHED[name], earlier=earlier) == (folder / "table.md").read_text()
 
 
 def test_v1_holds_every_point_of_the_protocol_from_one_run():
