@@ -114,7 +114,7 @@ def _check_dir(d: Path, keep: dict[str, bytes], sig: signal.Signals, out_name: s
 def test_encode_interrupted_while_training_keeps_the_old_file(tmp_path, clip, sig):
     d = tmp_path / "out"
     d.mkdir()
-    old = (CORPUS / "seed_tinyA_8x8_b3_p05_gop2.nerv").read_bytes()
+    old = (CORPUS / "seed_tinyA_8x8_q3_gop2.nerv").read_bytes()
     (d / "o.nerv").write_bytes(old)
     log = tmp_path / "log"
     proc = _run_until(["encode", str(clip), str(d / "o.nerv"), "-y", "--steps", "1000000",
@@ -128,7 +128,7 @@ def test_encode_interrupted_while_training_keeps_the_old_file(tmp_path, clip, si
 def test_encode_interrupted_while_writing_keeps_the_old_file(tmp_path, clip, sig):
     d = tmp_path / "out"
     d.mkdir()
-    old = (CORPUS / "seed_tinyA_8x8_b3_p05_gop2.nerv").read_bytes()
+    old = (CORPUS / "seed_tinyA_8x8_q3_gop2.nerv").read_bytes()
     (d / "o.nerv").write_bytes(old)
     log = tmp_path / "log"
     proc = _run_until(["encode", str(clip), str(d / "o.nerv"), "-y", "--steps", "1", "--init", "random",
@@ -154,7 +154,7 @@ def test_decode_interrupted_while_writing_keeps_the_old_file(tmp_path, sig):
     d.mkdir()
     (d / "o.mkv").write_bytes(b"old video")
     log = tmp_path / "log"
-    proc = _run_until(["decode", str(CORPUS / "seed_tinyA_8x8_b3_p05_gop2.nerv"), str(d / "o.mkv"), "-y",
+    proc = _run_until(["decode", str(CORPUS / "seed_tinyA_8x8_q3_gop2.nerv"), str(d / "o.mkv"), "-y",
                        "--init", str(CORPUS / "init_tinyA.safetensors"), "--device", "cpu", "--quiet"],
                       "STALLED-IN-WRITE", log, prelude=STALL_VIDEO)
     _interrupt(proc, SIGNALS[sig], log)

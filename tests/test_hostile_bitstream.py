@@ -1,9 +1,11 @@
-"""Hostile and broken .nerv files: limits before allocation, contained failures, clear messages.
+"""Hostile and broken .nerv files (bitstream version 2): limits before allocation, contained
+failures, clear messages.
 
 Every failure must be a ``NervcError`` (``BitstreamError`` subclasses it) with a one-line
 message; nothing may allocate what a header merely claims. Crafted inputs are built from the
 fuzz seed corpus (tests/fuzz/corpus) with the fuzzer's serializer, so CRCs are valid and the
-checks under test are the ones that run after the CRC.
+checks under test are the ones that run after the CRC. tests/test_parser_rejections.py has one
+minimal file per rejection rule; this file is about what hostile input must not be able to do.
 """
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ import torch
 import codec
 from bitstreams import BitstreamError, BitstreamReader, write_bitstream
 from bitstreams import format as fmt
-from codec.entropy import EntropyError, decode_levels, encode_levels
+from codec.entropy import EntropyError, LaplaceModel, decode_tensors, encode_tensors, laplace_counts
 from nervcore.errors import NervcError
 from tests.fuzz.harness import message_problem, peak_rss_kb
-from tests.fuzz.mutate import CORPUS, _cfg, _RawFps, fix_crcs, load_seeds, serialize
+from tests.fuzz.mutate import (
+    CORPUS, MutGop, _cfg, _RawFps, fix_crcs, load_seeds, serialize, zero_gop,
+)
 
 INITS = [str(p) for p in sorted(CORPUS.glob("init_*.safetensors"))]
+NO_INIT = bytes(fmt.INIT_ID_BYTES)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,8 @@ def seeds():
 
 @pytest.fixture()
 def tiny(seeds):
-    """A delta-coded seed with 2 GOPs (tinyA)."""
-    return copy.deepcopy(seeds["seed_tinyA_8x8_b3_p05_gop2.nerv"])
+    """A delta-coded seed with 2 GOPs (tinyA, 8x8, 3 frames)."""
+    return copy.deepcopy(seeds["seed_tinyA_8x8_q3_gop2.nerv"])
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "x.nerv") -> Path:
@@ -59,11 +64,21 @@ def _rejected(path, match: str, init=INITS, **kw) -> str:
 
 
 def test_every_seed_configuration_decodes(seeds):
+    """The corpus covers what the fuzzer needs to start from: absolute and delta streams, every
+    K = 0 (no words), mixed K = 0 / K > 0, K = 32767, several GOPs."""
+    ks = set()
     for s in seeds.values():
         h = s.header
         r = codec.decode(CORPUS / s.name, None, device="cpu", init=INITS)
         assert r.frames.shape == (h.num_frames, h.height, h.width, 3), s.name
+        ks |= {t.K for g in s.gops for t in g.tensors}
+    assert {0, 1, fmt.MAX_LEVEL} <= ks
+    assert any(not s.header.has_init for s in seeds.values()) and any(s.header.has_init for s in seeds.values())
+    assert any(all(len(g.words) == 0 for g in s.gops) for s in seeds.values())
+    assert any(len(s.gops) >= 3 for s in seeds.values())
 
+
+# ------------------------------------------------------------------ bombs and budgets
 
 def test_crafted_giant_header_rejected_in_milliseconds(tmp_path, tiny):
     """65535 x 65535 x 1e6 frames in 1e6 GOPs: refused from the header alone."""
@@ -82,22 +97,15 @@ def test_crafted_giant_header_rejected_in_milliseconds(tmp_path, tiny):
 
 
 def test_in_limits_decompression_bomb_is_refused_before_allocating(tmp_path, seeds, monkeypatch):
-    """16384 x 16384 x 10 million frames in one GOP is a *valid* stream of a few kB: the reader
-    accepts it, the decoder refuses to plan 8 PB of output and points at --frames."""
-    s = seeds["seed_tinyB_6x5_b8_p05.nerv"]
+    """16384 x 16384 x 10 million frames in one GOP is a *valid* stream of ~150 bytes (every
+    tensor K = 0): the reader accepts it, the decoder refuses to plan 7 PiB of output and points
+    at --frames."""
+    s = seeds["seed_tinyB_6x5_q8.nerv"]
     h = replace(s.header, width=16384, height=16384, num_frames=fmt.MAX_FRAMES,
-                gop_frames=fmt.MAX_FRAMES, num_gops=1)
-    g = copy.deepcopy(s.gops[0])
-    g.num_frames = fmt.MAX_FRAMES
-    # tensors must match the new grid for the stream to be valid: make them single-symbol
-    from metanerv.model import decode_param_shapes
-    g.tensors = []
-    for name, shape in decode_param_shapes(h.config, h.grid_hw):
-        m = shape[0] if len(shape) >= 2 else 1
-        g.tensors.append(fmt.TensorRecord(0, 2, shape, np.zeros(m, np.float16), 0,
-                                          np.array([int(np.prod(shape))], np.uint32), np.zeros(0, np.uint32)))
-    p = _write(tmp_path, serialize(h, [g]))
+                gop_frames=fmt.MAX_FRAMES, num_gops=1, init_digest=NO_INIT)
+    p = _write(tmp_path, serialize(h, [zero_gop(h, 0, fmt.MAX_FRAMES)]))
     print(f"bomb: {p.stat().st_size} bytes")
+    assert p.stat().st_size < 200
     BitstreamReader(p).read_gop(0)  # valid
     rss0 = peak_rss_kb()
     t0 = time.perf_counter()
@@ -112,7 +120,7 @@ def test_in_limits_decompression_bomb_is_refused_before_allocating(tmp_path, see
 
 
 def test_small_memory_budget_shrinks_the_batch_not_the_output(seeds, monkeypatch):
-    s = seeds["seed_tinyA_47x33_b7_p05_gop1.nerv"]
+    s = seeds["seed_tinyA_47x33_q1_gop1.nerv"]
     ref = codec.decode(CORPUS / s.name, None, device="cpu", init=INITS).frames
     monkeypatch.setenv("NERVC_DECODE_MEMORY", "1M")
     from codec.decoder import plan_memory
@@ -163,62 +171,95 @@ def test_fps_terms_checked_raw(tmp_path, tiny):
     _rejected(_write(tmp_path, serialize(h, tiny.gops)), "frame rate 0/1")
 
 
-def test_zero_frame_and_misplaced_sections(tmp_path, tiny):
-    gops = copy.deepcopy(tiny.gops)
-    gops[1].num_frames = 0
-    _rejected(_write(tmp_path, serialize(tiny.header, gops)), r"section 1: frames 2\+0, expected 2\+1")
-    _rejected(_write(tmp_path, serialize(tiny.header, tiny.gops[::-1]), "r.nerv"), "section 0: frames")
+def test_missing_extra_and_swapped_sections(tmp_path, tiny):
+    """Version 2 sections hold no frame numbers: a GOP is the i-th section. A missing one is
+    refused, an extra one is trailing data; a zero-frame GOP (a v1 attack) cannot be expressed:
+    the frame count is the header's alone, and a header declaring 0 frames is refused."""
     _rejected(_write(tmp_path, serialize(tiny.header, tiny.gops[:1]), "m.nerv"), "section 1 of 2 missing")
+    _rejected(_write(tmp_path, serialize(tiny.header, tiny.gops + tiny.gops[:1]), "e.nerv"),
+              r"\d+ unexpected trailing bytes")
+    _rejected(_write(tmp_path, serialize(replace(tiny.header, num_frames=0), tiny.gops), "z.nerv"),
+              "frame count 0 out of range")
+    # swapped sections (GOPs of 2 and 1 frames): another valid stream of the same size
+    swapped = codec.decode(_write(tmp_path, serialize(tiny.header, tiny.gops[::-1]), "s.nerv"), None,
+                           device="cpu", init=INITS)
+    assert swapped.frames.shape == (3, 8, 8, 3)
 
 
-def _varint_case(tmp_path, tiny, raw_counts: bytes, name: str) -> Path:
-    """Replace the first tensor's frequency table by raw bytes (CRC fixed)."""
-    gops = copy.deepcopy(tiny.gops)
-    t = gops[0].tensors[0]
-    head = fmt.encode_header(tiny.header)
-    rec = fmt.encode_tensor(t)
-    n_scales = t.shape[0] if len(t.shape) >= 2 else 1
-    off = 3 + 4 * len(t.shape) + 2 * n_scales + 4  # up to and including sym_lo, n_sym
-    table_len = sum(len(fmt._varint(int(c))) for c in t.counts)
-    rec = rec[:off - 2] + struct.pack("<H", 1) + raw_counts + rec[off + table_len:]
-    payload = struct.pack("<IIH", 0, gops[0].num_frames, len(gops[0].tensors)) + rec + \
-        b"".join(fmt.encode_tensor(x) for x in gops[0].tensors[1:])
-    sec0 = struct.pack("<BII", 1, len(payload), zlib.crc32(payload)) + payload
-    return _write(tmp_path, head + sec0 + fmt.encode_gop(gops[1]), name)
+def _record_case(tmp_path, tiny, raw: bytes, name: str, ti: int = 0) -> Path:
+    """The tiny seed with tensor record ``ti`` of GOP 0 replaced by raw bytes (CRCs valid)."""
+    g = [MutGop.of(x) for x in tiny.gops]
+    g[0].tensors[ti] = raw
+    return _write(tmp_path, serialize(tiny.header, g), name)
 
 
 def test_huge_varints(tmp_path, tiny):
-    _rejected(_varint_case(tmp_path, tiny, b"\xff" * 9 + b"\x01", "a.nerv"), "varint longer than 5 bytes")
-    _rejected(_varint_case(tmp_path, tiny, b"\xff\xff\xff\xff\x7f", "b.nerv"), "exceeds 32 bits")
-    _rejected(_varint_case(tmp_path, tiny, b"\x80" * 4, "c.nerv"), "truncated|sums to")
+    step = struct.pack("<H", 0x211E)
+    _rejected(_record_case(tmp_path, tiny, step + b"\xff" * 9 + b"\x01", "a.nerv"), "varint longer than 5 bytes")
+    _rejected(_record_case(tmp_path, tiny, step + b"\xff\xff\xff\xff\x7f" + b"\0\0", "b.nerv"), "exceeds 32 bits")
+    _rejected(_record_case(tmp_path, tiny, step + b"\xff\xff\xff\xff\x0f" + b"\0\0", "c.nerv"),
+              "largest level 4294967295 exceeds 32767")
+    # an unterminated varint at the very end of the payload
+    head = fmt.encode_header(tiny.header)
+    payload = b"".join(fmt.encode_tensor(t) for t in tiny.gops[0].tensors[:-1]) + step + b"\x80" * 4
+    sec = struct.pack("<BII", 1, len(payload), zlib.crc32(payload)) + payload
+    _rejected(_write(tmp_path, head + sec + fmt.encode_gop(tiny.gops[1]), "d.nerv"), r"truncated \(needs 1 bytes")
 
 
-def test_frequency_table_and_words_checks(tmp_path, tiny):
-    ti = next(i for i, t in enumerate(tiny.gops[0].tensors) if len(t.counts) > 1)
+def test_tensor_record_and_word_checks(tmp_path, tiny):
+    """Each field a tensor record or the word count carries is checked before any table or
+    tensor is built; damage inside the words is caught by the ANS decoder."""
+    g0 = tiny.gops[0]
+    ti = next(i for i, t in enumerate(g0.tensors) if t.K > 0)
+    shapes = BitstreamReader(CORPUS / tiny.name).shapes
+    coded = sum(int(np.prod(s)) for (_, s), t in zip(shapes, g0.tensors) if t.K)
 
-    def case(name, **kw):
-        gops = copy.deepcopy(tiny.gops)
-        t = gops[0].tensors[ti]
-        for k, v in kw.items():
-            setattr(t, k, v)
-        return _write(tmp_path, serialize(tiny.header, gops), name)
+    def case(name, tensor=None, **gop):
+        g = copy.deepcopy(tiny.gops)
+        for k, v in (tensor or {}).items():
+            setattr(g[0].tensors[ti], k, v)
+        for k, v in gop.items():
+            setattr(g[0], k, v)
+        return _write(tmp_path, serialize(tiny.header, g), name)
 
-    t = tiny.gops[0].tensors[ti]
-    n = t.numel
-    _rejected(case("sum.nerv", counts=np.array([n, 1], np.uint64)), "sums to")
-    _rejected(case("words.nerv", counts=np.array([n - 1, 1], np.uint64),
-                   words=np.arange(1, fmt.max_words(n) + 2, dtype=np.uint32)), "coded words")
-    _rejected(case("single.nerv", counts=np.array([n], np.uint64), sym_lo=0,
-                   words=np.ones(1, np.uint32)), "coded words")
-    _rejected(case("zero.nerv", words=np.concatenate([t.words, np.zeros(1, np.uint32)])),
-              "corrupted entropy-coded data|unconsumed|do not match")
-    _rejected(case("range.nerv", sym_lo=-100), "symbol range")
-    # a table constriction has to squeeze: one count of 1 against n - 1 (probability < 2**-24
-    # for big tensors) must still round-trip when genuinely coded
-    levels = np.zeros((1 << 24) + 16, np.int64)
-    levels[12345] = 1
-    lo, counts, words = encode_levels(levels)
-    assert np.array_equal(decode_levels(lo, counts, words, levels.size), levels)
+    for v in (np.nan, np.inf, -np.inf, -1.0, -6e-8):
+        _rejected(case("step.nerv", {"step": np.float16(v)}), "bad step")
+    _rejected(case("k.nerv", {"K": fmt.MAX_LEVEL + 1}), "largest level 32768 exceeds 32767")
+    _rejected(case("many.nerv", words=np.arange(1, fmt.max_words(coded) + 2, dtype=np.uint32)),
+              f"{fmt.max_words(coded) + 1} coded words for {coded} coded entries")
+    # no words with K > 0 is valid (SPEC.md: every level -K leaves the coder empty), so
+    # dropping the words of a GOP yields a stream of every level at -K, not an error
+    dropped = codec.decode(case("none.nerv", words=np.zeros(0, np.uint32)), None, device="cpu", init=INITS)
+    assert dropped.frames.shape == (3, 8, 8, 3)
+    allzero = copy.deepcopy(tiny.gops)
+    for t in allzero[0].tensors:
+        t.K, t.R = 0, 0
+    _rejected(_write(tmp_path, serialize(tiny.header, allzero), "z.nerv"), "coded words for 0 coded entries")
+    allzero[0].words = np.zeros(0, np.uint32)  # every K = 0 and no words: valid (the init's weights)
+    assert codec.decode(_write(tmp_path, serialize(tiny.header, allzero), "z0.nerv"), None, device="cpu",
+                        init=INITS).frames.shape == (3, 8, 8, 3)
+    _rejected(case("zero.nerv", words=np.concatenate([g0.words, np.zeros(1, np.uint32)])),
+              r"GOP at frame 0: corrupted entropy-coded data \(ValueError\)")
+    _rejected(case("extra.nerv", words=np.concatenate([g0.words, np.ones(1, np.uint32)])),
+              r"GOP at frame 0: unconsumed entropy-coded data")
+    flipped = g0.words.copy()
+    flipped[len(flipped) // 2] ^= np.uint32(1 << 20)
+    _rejected(case("flip.nerv", words=flipped), r"GOP at frame 0: (unconsumed|corrupted) entropy-coded data")
+
+
+def test_improbable_symbols_round_trip():
+    """R = 0 gives the levels +-K a count of 1 against 2**24 for level 0 (probability below
+    constriction's 2**-24 precision): it must squeeze the table, not fail, and a genuinely coded
+    stream must round-trip; so must K = 32767 at both ends of R."""
+    assert list(laplace_counts(0, 1)) == [1, 1 << 24, 1]
+    levels = np.zeros(5000, np.int64)
+    levels[1234], levels[-1] = 1, -1
+    w = encode_tensors([levels], [LaplaceModel(1, 0)])
+    assert np.array_equal(decode_tensors(w, [LaplaceModel(1, 0)], [levels.size])[0], levels)
+    for R in (0, 1, 65535):
+        lv = np.array([fmt.MAX_LEVEL, -fmt.MAX_LEVEL, 0, 5, -5], np.int64)
+        m = [LaplaceModel(fmt.MAX_LEVEL, R)]
+        assert np.array_equal(decode_tensors(encode_tensors([lv], m), m, [lv.size])[0], lv)
 
 
 def test_entropy_decoder_contains_rust_panics(monkeypatch):
@@ -236,30 +277,34 @@ def test_entropy_decoder_contains_rust_panics(monkeypatch):
         def __call__(self, *a, **k):
             raise self.exc
 
-    counts, words = np.array([3, 1], np.uint32), np.array([12345], np.uint32)
+    models, words = [LaplaceModel(1, 30000)], np.array([12345], np.uint32)
     monkeypatch.setattr(constriction.stream.stack, "AnsCoder", Boom(PanicException("index out of bounds")))
     with pytest.raises(EntropyError, match=r"corrupted entropy-coded data \(PanicException\)"):
-        decode_levels(0, counts, words, 4)
+        decode_tensors(words, models, [4])
     monkeypatch.setattr(constriction.stream.stack, "AnsCoder", Boom(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        decode_levels(0, counts, words, 4)
+        decode_tensors(words, models, [4])
 
 
-@pytest.mark.parametrize("counts,words,numel,match", [
-    (np.array([], np.uint32), [], 1, "malformed"),
-    (np.array([[1, 2]], np.uint32), [], 3, "malformed"),
-    (np.array([-1, 2]), [], 1, "negative"),
-    (np.array([2, 2], np.uint32), [7], 5, "does not match the tensor size"),
-    (np.array([2, 2], np.uint32), [0], 4, "corrupted entropy-coded data"),
-    (np.array([4, 0], np.uint32), [], 4, None),  # empty words decode to symbol 0: valid
+@pytest.mark.parametrize("words,models,sizes,match", [
+    ([], [(0, 0), (0, 0)], [3, 0], None),  # every K = 0: zeros, no words needed
+    ([1], [(0, 0)], [3], "every tensor is zero"),
+    ([], [(1, 100), (0, 0), (3, 9)], [3, 2, 1], [-1, 0, -3]),  # no words: every level -K
+    ([0], [(1, 100)], [3], r"corrupted entropy-coded data \(ValueError\)"),
+    ([7, 7, 7, 7], [(1, 100)], [1], "unconsumed"),
+    ([5], [(2, 65536)], [1], "entropy model R=65536, K=2 out of range"),
+    ([5], [(32768, 5)], [1], "entropy model R=5, K=32768 out of range"),
 ])
-def test_decode_levels_edge_cases(counts, words, numel, match):
+def test_decode_tensors_edge_cases(words, models, sizes, match):
     w = np.array(words, np.uint32)
-    if match is None:
-        assert (decode_levels(5, counts, w, numel) == 5).all()
+    ms = [LaplaceModel(k, r) for k, r in models]
+    if match is None or isinstance(match, list):
+        out = decode_tensors(w, ms, sizes)
+        assert [o.shape for o in out] == [(n,) for n in sizes]
+        assert all((o == (match[i] if match else 0)).all() for i, o in enumerate(out))
     else:
         with pytest.raises(EntropyError, match=match):
-            decode_levels(0, counts, w, numel)
+            decode_tensors(w, ms, sizes)
 
 
 # ------------------------------------------------------------------ inits
@@ -273,6 +318,9 @@ def test_missing_or_wrong_init_names_the_init(tmp_path, tiny):
     _rejected(p, f"init {digest}", init=[str(tmp_path / "nope.safetensors")])
     junk = _write(tmp_path, b"not safetensors", "junk.safetensors")
     _rejected(p, f"init {digest}", init=[str(junk)])
+    # an unknown 16-byte id in a valid stream
+    other = _write(tmp_path, serialize(replace(tiny.header, init_digest=b"\xab" * 16), tiny.gops), "o.nerv")
+    _rejected(other, "encoded with init abababababababab, which this decoder does not have")
 
 
 def test_hostile_init_files(tmp_path, tiny):
@@ -289,7 +337,7 @@ def test_hostile_init_files(tmp_path, tiny):
     for name, state in variants.items():
         path = tmp_path / f"{name}.safetensors"
         digest = save_init(path, good.config, state)
-        p = _write(tmp_path, serialize(replace(tiny.header, init_digest=digest), tiny.gops), f"{name}.nerv")
+        p = _write(tmp_path, serialize(replace(tiny.header, init_digest=digest[:16]), tiny.gops), f"{name}.nerv")
         _rejected(p, "init", init=[str(path)])
     # metadata that is valid JSON of the wrong type
     from safetensors.torch import save_file
@@ -314,9 +362,35 @@ def test_init_with_non_float32_pe_base_round_trips(tmp_path):
     assert codec.decode(tmp_path / "a.nerv", None, device="cpu", init=[str(init)]).frames.shape == (2, 6, 5, 3)
 
 
-# ------------------------------------------------------------------ files and paths
+# ------------------------------------------------------------------ versions, files and paths
 
-@pytest.mark.parametrize("kind", ["missing", "dir", "empty", "short", "text", "fifo", "future"])
+def test_version_1_files_are_refused_by_version(tmp_path, tiny):
+    """A nervc 0.1 file (version 1.0) gets one clear message, before anything else of it is read:
+    the real v1 file kept in the regression corpus, and the bare 8 bytes that say "version 1"."""
+    want = (r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads "
+            r"version 2\.x; decode it with nervc 0\.1 or encode the video again")
+    v1 = CORPUS / "regress" / "v1_seed_tinyA_1x1_verbatim.nerv"
+    assert v1.read_bytes()[:6] == b"NERV\x01\x00"
+    for p in (v1, _write(tmp_path, b"NERV\x01\x00\x51\x00", "bare.nerv"),
+              _write(tmp_path, fix_crcs(b"NERV\x01" + tiny.data[5:]), "relabelled.nerv")):
+        with pytest.raises(BitstreamError, match=want):
+            BitstreamReader(p)
+        msg = _rejected(p, want)
+        assert msg.startswith(f"{p}: ")
+
+
+@pytest.mark.parametrize("major", [3, 0, 255])
+def test_other_versions_ask_for_an_upgrade(tmp_path, tiny, major):
+    data = bytearray(tiny.data)
+    data[4] = major
+    p = _write(tmp_path, fix_crcs(bytes(data)))
+    want = rf"bitstream version {major}\.0 is not supported \(this decoder reads version 2\.x\); upgrade nervc"
+    with pytest.raises(BitstreamError, match=want):
+        BitstreamReader(p)
+    _rejected(p, want)
+
+
+@pytest.mark.parametrize("kind", ["missing", "dir", "empty", "short", "text", "fifo", "future", "v1"])
 def test_reader_entry_points_only_raise_nervc_errors(tmp_path, tiny, kind):
     p = tmp_path / "x.nerv"
     if kind == "dir":
@@ -324,17 +398,18 @@ def test_reader_entry_points_only_raise_nervc_errors(tmp_path, tiny, kind):
     elif kind == "empty":
         p.write_bytes(b"")
     elif kind == "short":
-        p.write_bytes(b"NERV\x01")
+        p.write_bytes(b"NERV\x02")
     elif kind == "text":
         p.write_text("hello, I am not a video\n" * 10)
     elif kind == "fifo":
         os.mkfifo(p)
-    elif kind == "future":
+    elif kind in ("future", "v1"):
         data = bytearray(tiny.data)
-        data[4] = 2
+        data[4] = 3 if kind == "future" else 1
         p.write_bytes(fix_crcs(bytes(data)))
     match = {"missing": "no such file", "dir": "not a file", "empty": "empty file", "fifo": "not a file",
-             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 2.0 is not supported"}[kind]
+             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 3.0 is not supported",
+             "v1": "no longer supported"}[kind]
     with pytest.raises(BitstreamError, match=match):
         BitstreamReader(p)
     _rejected(p, match)
@@ -342,9 +417,26 @@ def test_reader_entry_points_only_raise_nervc_errors(tmp_path, tiny, kind):
 
 def test_truncations_at_every_section_boundary_and_inside(tmp_path, tiny):
     data = tiny.data
-    for cut in sorted({1, 7, 8, 50, len(data) // 2, len(data) - 1} | set(range(80, len(data), 397))):
+    cuts = {1, 7, 8, 50, 58, 59, 62, 63, len(data) // 2, len(data) - 1}
+    pos = struct.unpack_from("<H", data, 6)[0] + 4
+    while pos < len(data):  # every section boundary and a byte either side
+        cuts |= {pos - 1, pos, pos + 1, pos + 9}
+        pos += 9 + struct.unpack_from("<I", data, pos + 1)[0]
+    cuts |= set(range(80, len(data), 97))
+    for cut in sorted(c for c in cuts if 0 < c < len(data)):
         p = _write(tmp_path, data[:cut], f"t{cut}.nerv")
-        _rejected(p, "truncated|not a .nerv|CRC|header|trailing")
+        _rejected(p, "truncated|not a .nerv|CRC|header|trailing|cannot fit|missing")
+
+
+def test_crc_catches_single_bit_flips(tmp_path, tiny):
+    """Every bit flip anywhere in the file is refused (header CRC, section CRC, or a field
+    check before them), never decoded as something else."""
+    data = tiny.data
+    rng = np.random.default_rng(3)
+    for i, pos in enumerate(sorted({*range(0, 66), *rng.integers(66, len(data), 40).tolist()})):
+        b = bytearray(data)
+        b[pos] ^= 1 << int(rng.integers(8))
+        _rejected(_write(tmp_path, bytes(b), f"f{i}.nerv"), ".")
 
 
 def test_write_bitstream_is_atomic_and_respects_umask(tmp_path, tiny):
@@ -398,7 +490,7 @@ def test_bitstreams_imports_first():
 
 @pytest.mark.slow
 def test_largest_model_decodes_within_bounded_memory(tmp_path):
-    """A 27 kB stream of a ~30M-parameter model (just under MAX_DECODE_PARAMS) is valid: it
+    """A small stream of a ~30M-parameter model (just under MAX_DECODE_PARAMS) is valid: it
     decodes, and the worker's peak RSS stays bounded (measured in a fresh process)."""
     import json
     import math
@@ -408,14 +500,14 @@ def test_largest_model_decodes_within_bounded_memory(tmp_path):
     from metanerv.model import NeRVConfig
     cfg = NeRVConfig(pe_freqs=4, embed_dim=8, grid_channels=256, grid_anchors=1, channels=(200, 4), strides=(8, 8))
     h = fmt.Header(64, 64, 2, Fraction(25), 2, 1, cfg)
-    g = fmt.GopRecord(0, 2)
+    levels, models = [], []
     for _, shape in fmt.param_shapes(cfg, h.grid_hw):
-        k = math.prod(shape)
-        lv = np.zeros(k, np.int64)
+        lv = np.zeros(math.prod(shape), np.int64)
         lv[0] = 1
-        lo, c, w = encode_levels(lv)
-        g.tensors.append(fmt.TensorRecord(0, 2, shape, np.full(shape[0] if len(shape) >= 2 else 1, 0.01, np.float16),
-                                          lo, c, w))
+        levels.append(lv)
+        models.append(LaplaceModel(1, 1))
+    g = fmt.GopRecord(0, 2, [fmt.TensorRecord(np.float16(0.01), m.K, m.R) for m in models],
+                      encode_tensors(levels, models))
     p = _write(tmp_path, serialize(h, [g]))
     r = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--replay", str(p)], capture_output=True,
                        text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)

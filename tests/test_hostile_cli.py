@@ -20,7 +20,7 @@ from tests.conftest import DATA
 from tests.fuzz.mutate import CORPUS, fix_crcs, load_seeds, serialize
 
 ENC = ["--steps", "2", "--init", "random", "--quiet"]
-DELTA_SEED = CORPUS / "seed_tinyA_8x8_b3_p05_gop2.nerv"
+DELTA_SEED = CORPUS / "seed_tinyA_8x8_q3_gop2.nerv"
 INIT_A = str(CORPUS / "init_tinyA.safetensors")
 
 
@@ -178,12 +178,16 @@ def test_decode_missing_directory_empty_and_text(capsys, out_dir, tmp_path):
 
 def test_decode_future_version(capsys, out_dir, tmp_path):
     data = bytearray(DELTA_SEED.read_bytes())
-    data[4] = 2
+    data[4] = 3
     p = tmp_path / "future.nerv"
     p.write_bytes(fix_crcs(bytes(data)))
-    line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 2.0", out_dir)
+    line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 3.0", out_dir)
     assert "upgrade nervc" in line
-    _fails(capsys, ["info", str(p)], "version 2.0")
+    _fails(capsys, ["info", str(p)], "version 3.0")
+    data[4] = 1  # a nervc 0.1 file: named, not called a future version
+    p.write_bytes(fix_crcs(bytes(data)))
+    line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 1.0", out_dir)
+    assert "no longer supported" in line
 
 
 def test_decode_missing_and_wrong_init(capsys, out_dir, tmp_path):
@@ -214,8 +218,9 @@ def test_decode_truncated_and_corrupted(capsys, out_dir, tmp_path):
     # a flipped bit inside entropy-coded words, CRCs recomputed: caught by the ANS checks
     seed = next(s for s in load_seeds() if s.name == DELTA_SEED.name)
     gops = copy.deepcopy(seed.gops)
-    t = max(gops[0].tensors, key=lambda t: len(t.words))
-    t.words[len(t.words) // 2] ^= 1 << 20
+    words = gops[0].words.copy()
+    words[len(words) // 2] ^= 1 << 20
+    gops[0].words = words
     p = tmp_path / "deep.nerv"
     p.write_bytes(serialize(seed.header, gops))
     _fails(capsys, ["decode", str(p), o, "--quiet", "--init", INIT_A], "corrupted", out_dir)

@@ -1,5 +1,6 @@
 """A short, deterministic run of the fuzzer (tests/fuzz, see its README for the long run), plus
-property tests of the entropy decoder and the container parser on arbitrary bytes.
+property tests of the entropy decoder and the container parser (bitstream version 2) on
+arbitrary bytes, and the regression corpus.
 
 The only acceptable outcomes are a correct decode or a NervcError with a readable one-line
 message; crashes, hangs (per-case timeout) and memory blow-ups fail the test.
@@ -7,16 +8,22 @@ message; crashes, hangs (per-case timeout) and memory blow-ups fail the test.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitstreams.format import BitstreamError, _Cursor, decode_header
-from codec.entropy import EntropyError, decode_levels, encode_levels
+from bitstreams import format as fmt
+from bitstreams.format import BitstreamError, BitstreamReader, _Cursor, decode_header
+from codec.entropy import (
+    EntropyError, LaplaceModel, decode_tensors, encode_tensors, fit_laplace, laplace_counts,
+)
+from metanerv.model import NeRVConfig
 from nervcore.errors import NervcError
 from tests.fuzz.harness import message_problem
 from tests.fuzz.mutate import CORPUS
@@ -36,33 +43,66 @@ def test_short_fuzz_run_has_no_failures(tmp_path):
     assert len(s["by_strategy"]) >= 6
 
 
+# ------------------------------------------------------------------ entropy coding
+
+models_st = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 65535), st.integers(0, 12)),
+                     min_size=1, max_size=5)
+
+
 @HYP
-@given(st.lists(st.integers(0, 40), min_size=1, max_size=12), st.binary(max_size=64), st.integers(-5, 5))
-def test_decode_levels_on_arbitrary_words(counts, raw, lo):
-    counts = np.array(counts, np.uint32)
-    n = int(counts.sum())
+@given(models_st, st.binary(max_size=64))
+def test_decode_tensors_on_arbitrary_words(spec, raw):
+    """Any words against any models: an EntropyError with a clean message, or levels of the
+    right sizes inside [-K, K] (zeros where K = 0)."""
+    models = [LaplaceModel(k, r) for k, r, _ in spec]
+    sizes = [n for _, _, n in spec]
     words = np.frombuffer(raw[: len(raw) // 4 * 4], "<u4").astype(np.uint32)
     try:
-        levels = decode_levels(lo, counts, words, n)
+        out = decode_tensors(words, models, sizes)
     except EntropyError as e:
         assert message_problem(str(e)) is None
         return
-    assert levels.shape == (n,)
-    assert np.array_equal(np.bincount(levels - lo, minlength=len(counts)), counts)
+    assert [o.shape for o in out] == [(n,) for n in sizes]
+    for o, m in zip(out, models):
+        assert o.dtype == np.int64 and (np.abs(o) <= m.K).all()
+
+
+@settings(HYP, max_examples=80)
+@given(st.lists(st.lists(st.integers(-60, 60), max_size=60), min_size=1, max_size=4), st.data())
+def test_entropy_round_trip(tensors, data):
+    """Levels -> fit_laplace -> one ANS stream -> the same levels, K = 0 tensors included."""
+    levels = [np.array(t, np.int64) for t in tensors]
+    if data.draw(st.booleans()):
+        levels.append(np.zeros(data.draw(st.integers(0, 9)), np.int64))
+    models = [fit_laplace(lv) for lv in levels]
+    assert all(m.K == (int(np.abs(lv).max()) if lv.size else 0) for m, lv in zip(models, levels))
+    words = encode_tensors(levels, models)
+    # no words iff every coded level is -K (symbol 0 leaves the coder's state at 0), which
+    # includes every K = 0 (corpus/regress/no_words_all_levels_minus_K.nerv)
+    assert (len(words) == 0) == all((lv == -m.K).all() for lv, m in zip(levels, models) if m.K)
+    out = decode_tensors(words, models, [lv.size for lv in levels])
+    assert all(np.array_equal(a, b) for a, b in zip(out, levels))
 
 
 @HYP
-@given(st.lists(st.integers(-511, 511), min_size=1, max_size=300))
-def test_entropy_round_trip(values):
-    x = np.array(values, np.int64)
-    lo, counts, words = encode_levels(x)
-    assert np.array_equal(decode_levels(lo, counts, words, x.size), x)
+@given(st.integers(0, 65535), st.integers(0, 300))
+def test_laplace_counts_properties(R, K):
+    """SPEC.md "Frequency table": 2K+1 symmetric counts, all >= 1, never increasing with |k|,
+    summing to less than 2**33 (exact in float64, as the decoder divides them)."""
+    c = laplace_counts(R, K).astype(np.int64)
+    assert c.shape == (2 * K + 1,) and (c >= 1).all()
+    assert np.array_equal(c, c[::-1])
+    half = c[K:]
+    assert (np.diff(half[1:]) <= 0).all()
+    assert int(c.sum()) < 1 << 33
 
+
+# ------------------------------------------------------------------ container parser
 
 @HYP
 @given(st.binary(max_size=200))
 def test_header_parser_on_arbitrary_bytes(data):
-    for blob in (data, b"NERV\x01\x00" + data):
+    for blob in (data, b"NERV\x02\x00" + data, b"NERV\x02\x00\x3e\x00" + data, b"NERV\x01\x00" + data):
         b = bytearray(blob)
         if len(b) >= 8:  # give the CRC a chance to match so the field checks run
             (hlen,) = struct.unpack_from("<H", b, 6)
@@ -84,6 +124,41 @@ def test_varints_are_bounded(data):
     assert 0 <= v < 1 << 32
 
 
+_CFG = NeRVConfig(pe_freqs=1, pe_base=1.0, embed_dim=1, grid_channels=1, grid_anchors=1,
+                  channels=(1,), strides=(1,))
+
+
+@pytest.fixture(scope="module")
+def small_reader(tmp_path_factory):
+    """A reader of a valid 1x1 stream of the smallest model (11 tensors), to parse payloads with."""
+    p = tmp_path_factory.mktemp("gop") / "p.nerv"
+    h = fmt.Header(1, 1, 1, Fraction(25), 1, 1, _CFG)
+    fmt.write_bitstream(p, h, [fmt.GopRecord(0, 1, [fmt.TensorRecord(np.float16(0), 0, 0)] * 11)])
+    return BitstreamReader(p)
+
+
+@HYP
+@given(st.binary(min_size=37, max_size=160))
+def test_gop_parser_on_arbitrary_payloads(small_reader, payload):
+    """Any payload of a GOP section (past its CRC): a BitstreamError, or records that satisfy
+    every limit of SPEC.md (finite steps >= 0, K <= 32767, R only when K > 0, word counts)."""
+    r = small_reader
+    try:
+        g = r._parse_gop(payload, 0)
+    except BitstreamError as e:
+        assert message_problem(str(e)) is None
+        return
+    assert len(g.tensors) == len(r.shapes)
+    coded = 0
+    for t, (_, shape) in zip(g.tensors, r.shapes):
+        assert math.isfinite(float(t.step)) and float(t.step) >= 0
+        assert 0 <= t.K <= fmt.MAX_LEVEL and (t.K > 0 or t.R == 0)
+        coded += math.prod(shape) if t.K else 0
+    assert (coded > 0 or len(g.words) == 0) and len(g.words) <= fmt.max_words(coded)
+
+
+# ------------------------------------------------------------------ regression corpus
+
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("regress/*.nerv")), ids=lambda p: p.name)
 def test_regression_corpus(path, monkeypatch):
     """Inputs that once failed (and those that guard a fix): they must now be rejected cleanly
@@ -98,5 +173,5 @@ def test_regression_corpus(path, monkeypatch):
         assert expect["outcome"] == "ok", f"decoded, expected {expect}"
         assert r.frames.dtype == np.uint8
     except NervcError as e:
-        assert expect["outcome"] == "rejected", str(e)
+        assert expect["outcome"] == "rejected", f"{e} ({expect.get('note') or 'expected ' + expect['outcome']})"
         assert expect["match"] in str(e) and message_problem(str(e)) is None, str(e)

@@ -1,21 +1,30 @@
-"""Deterministic generation of hostile ``.nerv`` inputs from the seed corpus.
+"""Deterministic generation of hostile ``.nerv`` inputs (bitstream version 2) from the seed corpus.
 
-``make_case(rng, seeds)`` returns one test input. Strategies:
+``make_case(rng, seeds, inits)`` returns one test input. Strategies:
 
 * ``raw``: 1-4 stacked byte-level mutations (bit flips, interesting bytes and integers,
   truncation, insertion, deletion, duplication, chunk moves) of one seed; in half of the cases
   the header and section CRCs are recomputed afterwards (``raw+crc``) so the input gets past
   the CRC checks into the parser and the entropy decoder.
 * ``splice``: the head of one seed joined to the tail of another (optionally CRC-fixed).
-* ``field``: parse a seed into its header and tensor records, change one to three fields
-  (boundary values, off-by-ones, NaN/inf scales, huge varints, zero-frame sections, bad
-  frequency tables, corrupted/truncated/extended ANS words, swapped/missing tensors...) and
-  serialize it again with valid lengths and CRCs.
-* ``resize``: a consistent header+section rewrite claiming a different frame count / GOP
-  length / frame size (what a decompression bomb looks like).
-* ``synth``: a stream built from scratch for a random (valid or nearly valid) architecture,
-  with random levels entropy-coded correctly or replaced by random words.
-* ``seed``: an unmodified seed (must decode to the reference frames).
+* ``field``: parse a seed into its header and records, change one to three fields and
+  serialize it again with valid CRCs: header fields (semantically, through the writer, or as
+  raw bytes at their v2 offsets: version, header length, block count...), tensor records
+  (step NaN/inf/negative/subnormal, ``K`` at and past 32767 or past 32 bits, ``R`` at its
+  ends, overlong/6-byte/unterminated varints, truncated records), the GOP's one ANS stream
+  (flipped, truncated, extended, emptied, random, a trailing zero word, another GOP's words),
+  the declared word count, every ``K`` set to 0 with or without the words, swapped / dropped /
+  duplicated tensors and sections, section type / length / trailing payload bytes.
+* ``resize``: a consistent header rewrite claiming a different frame count / GOP length /
+  frame size (what a decompression bomb looks like), with the seed's tensor records or with
+  every ``K = 0`` (then the stream is valid for any size).
+* ``synth``: a stream built from scratch for a random architecture, levels coded with random
+  ``(K, R)`` models, or coded and then given random words / a wrong ``R`` / ``K = 0``.
+* ``seed``: an unmodified seed (must decode).
+
+Version-2 layout (SPEC.md): the fixed header is 59 bytes (init id: 16 bytes at offset 32) plus
+3 per block, then its CRC; a tensor record is step f16 + K varint + R u16 when K > 0; a GOP
+payload is the records, then n_words u32 and the words.
 """
 from __future__ import annotations
 
@@ -24,23 +33,34 @@ import math
 import random
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from bitstreams.format import (
-    MAX_BITS, MAX_DIM, MAX_FRAMES, MIN_BITS, GopRecord, Header, TensorRecord, encode_gop,
-    encode_header,
+    INIT_ID_BYTES, MAX_DIM, MAX_FRAMES, MAX_LEVEL, SECTION_GOP, GopRecord, Header, TensorRecord,
+    encode_gop, encode_header, encode_tensor, param_shapes,
 )
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 INTERESTING_8 = [0, 1, 2, 0x7F, 0x80, 0xFE, 0xFF]
-INTERESTING_16 = [0, 1, 2, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF, 16384, 16385, 1024, 1025]
+INTERESTING_16 = [0, 1, 2, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF, 16384, 16385, 1024, 1025, 59, 62, 32767,
+                  32768, 0x7C00, 0xFC00, 0x7E00, 0x0001, 0x8001]  # the last five: f16 inf/-inf/NaN/tiny
 INTERESTING_32 = [0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, 10_000_000,
                   10_000_001, 1_000_000, 1_000_001, 32_000_000, 1 << 24, 65535, 65536]
+
+# The fixed header of version 2 (SPEC.md, "Header"): name -> (offset, struct format)
+HEADER_LAYOUT = {
+    "magic": (0, "4s"), "version_major": (4, "B"), "version_minor": (5, "B"), "header_length": (6, "H"),
+    "width": (8, "H"), "height": (10, "H"), "num_frames": (12, "I"), "fps_num": (16, "I"),
+    "fps_den": (20, "I"), "gop_frames": (24, "I"), "num_gops": (28, "I"), "init_id": (32, "16s"),
+    "pe_freqs": (48, "B"), "pe_base": (49, "f"), "embed_dim": (53, "H"), "grid_channels": (55, "H"),
+    "grid_anchors": (57, "B"), "n_blocks": (58, "B"),
+}
+FIXED_HEADER = 59
 
 
 @dataclass
@@ -49,7 +69,8 @@ class Seed:
     data: bytes
     header: Header
     gops: list[GopRecord]
-    init: str | None  # init file the seed needs (path), None for absolute coding
+    init: str | None  # init file the seed needs (path), None for absolute coding / shipped init
+    shapes: list = field(default_factory=list)
 
 
 @dataclass
@@ -72,12 +93,18 @@ def load_seeds(corpus: Path = CORPUS) -> list[Seed]:
         r = BitstreamReader(path)
         gops = [r.read_gop(i) for i in range(len(r.sections))]
         init = str(corpus / meta[name]["init"]) if meta[name]["init"] else None
-        seeds.append(Seed(name, path.read_bytes(), r.header, gops, init))
+        seeds.append(Seed(name, path.read_bytes(), r.header, gops, init, list(r.shapes)))
     return seeds
 
 
 def all_inits(corpus: Path = CORPUS) -> list[str]:
     return [str(p) for p in sorted(corpus.glob("init_*.safetensors"))]
+
+
+def zero_gop(h: Header, first: int, n: int) -> GopRecord:
+    """A GOP whose every tensor has ``K = 0`` (no words): valid for any header."""
+    shapes = param_shapes(h.config, h.grid_hw)
+    return GopRecord(first, n, [TensorRecord(np.float16(0), 0, 0) for _ in shapes])
 
 
 # ------------------------------------------------------------------ CRC / length repair
@@ -108,6 +135,16 @@ def fix_crcs(data: bytes, fix_lengths: bool = False) -> bytes:
             break
         struct.pack_into("<I", b, pos + 5, zlib.crc32(bytes(b[pos + 9:end])))
         pos = end
+    return bytes(b)
+
+
+def fix_header_crc(data: bytes) -> bytes:
+    """Recompute only the header CRC (at the header length the data declares)."""
+    b = bytearray(data)
+    if len(b) >= 8:
+        (hlen,) = struct.unpack_from("<H", b, 6)
+        if hlen + 4 <= len(b):
+            struct.pack_into("<I", b, hlen, zlib.crc32(bytes(b[:hlen])))
     return bytes(b)
 
 
@@ -199,8 +236,39 @@ def _section_cut(rng: random.Random, data: bytes) -> int | None:
 
 # ------------------------------------------------------------------ structured mutations
 
-def serialize(header: Header, gops: list[GopRecord]) -> bytes:
-    return encode_header(header) + b"".join(encode_gop(g) for g in gops)
+@dataclass
+class MutGop:
+    """A GOP section as the mutators see it: records (a ``TensorRecord`` or raw bytes each), the
+    words, and the container-level fields a writer would get right."""
+
+    tensors: list  # TensorRecord | bytes
+    words: np.ndarray
+    n_words: int | None = None  # declared word count; None = len(words)
+    trailing: bytes = b""  # payload bytes after the words
+    kind: int = SECTION_GOP
+    length_delta: int = 0  # added to the declared section length (the CRC covers the payload)
+
+    @classmethod
+    def of(cls, g: GopRecord) -> "MutGop":
+        return cls([copy.deepcopy(t) for t in g.tensors], np.asarray(g.words, np.uint32).copy())
+
+
+def _record(t) -> bytes:
+    return t if isinstance(t, bytes) else encode_tensor(t)
+
+
+def serialize_section(g: MutGop) -> bytes:
+    n = len(g.words) if g.n_words is None else g.n_words
+    payload = (b"".join(_record(t) for t in g.tensors) + struct.pack("<I", n % (1 << 32))
+               + np.asarray(g.words, "<u4").tobytes() + g.trailing)
+    length = max(0, len(payload) + g.length_delta) % (1 << 32)
+    return struct.pack("<BII", g.kind % 256, length, zlib.crc32(payload)) + payload
+
+
+def serialize(header: Header, gops: list) -> bytes:
+    """Header and sections (``GopRecord`` or ``MutGop``) with valid CRCs."""
+    return encode_header(header) + b"".join(
+        serialize_section(g) if isinstance(g, MutGop) else encode_gop(g) for g in gops)
 
 
 def _clamp(v: int, bits: int, signed: bool = False) -> int:
@@ -222,7 +290,7 @@ HEADER_FIELDS = ["width", "height", "num_frames", "fps", "gop_frames", "num_gops
                  "strides", "blocks"]
 
 
-def mutate_header(rng: random.Random, h: Header) -> tuple[Header, str]:
+def mutate_header(rng: random.Random, h: Header, inits_digests: list[bytes] = ()) -> tuple[Header, str]:
     f = rng.choice(HEADER_FIELDS)
     c = h.config
     if f in ("width", "height"):
@@ -234,13 +302,12 @@ def mutate_header(rng: random.Random, h: Header) -> tuple[Header, str]:
     if f == "fps":
         n = _pick_int(rng, h.fps.numerator, 32, [1_000_000, 1_000_001])
         d = _pick_int(rng, h.fps.denominator, 32, [1_000_000, 1_000_001])
-        # Fraction would normalise; smuggle raw terms through a subclass-free trick
         h2 = replace(h)
-        h2.fps = _RawFps(n, d)
+        h2.fps = _RawFps(n, d)  # Fraction would normalise or reject the terms
         return h2, f"fps={n}/{d}"
     if f == "digest":
-        d = rng.choice([bytes(32), bytes(rng.randrange(256) for _ in range(32)),
-                        bytes([0] * 31 + [1])])
+        d = rng.choice([bytes(INIT_ID_BYTES), bytes(rng.randrange(256) for _ in range(INIT_ID_BYTES)),
+                        bytes([0] * (INIT_ID_BYTES - 1) + [1])] + list(inits_digests))
         return replace(h, init_digest=d), f"digest={d.hex()[:8]}"
     if f == "pe_base":
         v = rng.choice([0.0, -1.0, 1.0, 4.0, 4.0001, 0.9999, float("nan"), float("inf"),
@@ -273,6 +340,41 @@ def mutate_header(rng: random.Random, h: Header) -> tuple[Header, str]:
     return replace(h, config=_cfg(c, channels=tuple(ch), strides=tuple(st))), f"blocks={ch}/{st}"
 
 
+def poke_header(rng: random.Random, data: bytes) -> tuple[bytes, str]:
+    """Write a boundary value into one fixed-header field at its v2 offset, then fix the header
+    CRC: reaches what the writer cannot produce (version bytes, header length, block count that
+    disagrees with the length, raw pe_base bits)."""
+    b = bytearray(data)
+    name = rng.choice(list(HEADER_LAYOUT) + ["channel_bytes", "stride_bytes"])
+    n_blocks = b[58] if len(b) > 58 else 1
+    if name in ("channel_bytes", "stride_bytes"):
+        off = FIXED_HEADER + (0 if name == "channel_bytes" else 2 * n_blocks)
+        size = 2 if name == "channel_bytes" else 1
+        off += size * rng.randrange(max(1, n_blocks))
+        fmt_ = "H" if size == 2 else "B"
+    else:
+        off, fmt_ = HEADER_LAYOUT[name]
+    if fmt_ == "4s":
+        v = rng.choice([b"NERW", b"nerv", b"\0\0\0\0", b"NER\0"])
+    elif fmt_ == "16s":
+        v = rng.choice([bytes(16), b"\xff" * 16, bytes(rng.randrange(256) for _ in range(16))])
+    elif fmt_ == "f":
+        v = struct.unpack("<f", struct.pack("<I", rng.choice(
+            [0x7FC00000, 0x7F800000, 0xFF800000, 0x3F800000, 0x40800000, 0x40800001, 0x3F7FFFFF,
+             0x00000001, 0x80000000, rng.randrange(1 << 32)])))[0]
+    else:
+        bits = 8 * struct.calcsize(fmt_)
+        cur = struct.unpack_from("<" + fmt_, b, off)[0] if off + bits // 8 <= len(b) else 0
+        extra = {"version_major": [1, 2, 3, 0, 255], "header_length": [FIXED_HEADER, FIXED_HEADER + 3 * n_blocks - 1,
+                                                                         FIXED_HEADER + 3 * n_blocks + 1, 1024, 1025]
+                 }.get(name, [])
+        v = rng.choice(extra) if extra and rng.random() < 0.6 else _pick_int(rng, cur, bits, extra)
+    if off + struct.calcsize(fmt_) > len(b):
+        return data, f"hdr.{name}:short"
+    struct.pack_into("<" + fmt_, b, off, v)
+    return fix_header_crc(bytes(b)), f"hdr.{name}={v if not isinstance(v, bytes) else v[:4].hex()}"
+
+
 class _RawFps:
     """A frame rate whose terms are written as given (Fraction would reduce or reject them)."""
 
@@ -295,69 +397,84 @@ def _cfg(c, **kw):
     return _Cfg(**d)
 
 
-TENSOR_FIELDS = ["mode", "bits", "shape", "rank", "scales", "sym_lo", "n_sym", "counts",
-                 "counts_huge", "counts_zero", "words_flip", "words_trunc", "words_extend",
-                 "words_zero_last", "words_empty", "words_random", "single_symbol", "swap",
-                 "drop", "duplicate", "other_gop"]
+def _varint_raw(n: int) -> bytes:
+    from bitstreams.format import _varint
+    return _varint(n)
 
 
-def mutate_tensor(rng: random.Random, gops: list[GopRecord]) -> str:
+def raw_record(rng: random.Random, t: TensorRecord) -> tuple[bytes, str]:
+    """A tensor record the writer would never produce."""
+    step = np.asarray([t.step], "<f2").tobytes()
+    kind = rng.choice(["overlong", "six", "unterminated", "over32", "step_only", "no_R", "extra_R",
+                       "half_step"])
+    K = int(t.K)
+    if kind == "overlong":  # K in more bytes than needed (still <= 5): accepted by LEB128 readers
+        k = rng.randrange(1, 5)
+        raw = bytes([(K >> (7 * i) & 0x7F) | 0x80 for i in range(k)]) + bytes([K >> (7 * k) & 0x7F])
+        return step + raw + (struct.pack("<H", t.R) if K else b""), f"overlong{k + 1}"
+    if kind == "six":
+        return step + b"\x80" * 5 + b"\x00" + struct.pack("<H", t.R), "varint6"
+    if kind == "unterminated":
+        return step + b"\xff" * rng.randrange(1, 5), "unterminated"
+    if kind == "over32":
+        return step + b"\xff\xff\xff\xff" + bytes([rng.randrange(0x10, 0x80)]) + b"\0\0", "over32"
+    if kind == "step_only":
+        return step, "step_only"
+    if kind == "no_R":  # K > 0 without its R (the next record shifts by two bytes)
+        return step + _varint_raw(max(K, 1)), "no_R"
+    if kind == "extra_R":  # K = 0 followed by an R anyway
+        return step + b"\x00" + struct.pack("<H", t.R or 1), "extra_R"
+    return step[:1], "half_step"
+
+
+STEP_VALUES = [np.nan, np.inf, -np.inf, -1.0, -0.0, 0.0, 65504.0, 6e-8, -6e-8, 1e-5, 1.0]
+
+
+def mutate_tensor(rng: random.Random, gops: list[MutGop], shapes: list) -> str:
     if not gops:
         return "no-gops"
-    g = rng.choice(gops)
+    gi = rng.randrange(len(gops))
+    g = gops[gi]
     if not g.tensors:
         return "no-tensors"
     ti = rng.randrange(len(g.tensors))
     t = g.tensors[ti]
-    f = rng.choice(TENSOR_FIELDS)
-    tag = f"gop{g.first_frame}.t{ti}.{f}"
-    if f == "mode":
-        t.mode = rng.choice([0, 1, 2, 255])
-    elif f == "bits":
-        t.bits = rng.choice([0, 1, MIN_BITS, t.bits - 1, t.bits + 1, MAX_BITS, MAX_BITS + 1, 255])
-    elif f == "shape":
-        s = list(t.shape)
-        i = rng.randrange(len(s))
-        s[i] = _pick_int(rng, s[i], 32)
-        t.shape = tuple(s)
-    elif f == "rank":
-        t.shape = t.shape[:-1] if len(t.shape) > 1 and rng.random() < 0.5 else t.shape + (1,)
-    elif f == "scales":
-        sc = np.array(t.scales, dtype=np.float16)
-        i = rng.randrange(len(sc))
-        sc[i] = rng.choice([np.nan, np.inf, -np.inf, -1.0, -0.0, 0.0, 65504.0, 6e-8])
-        t.scales = sc
-    elif f == "sym_lo":
-        t.sym_lo = _clamp(rng.choice([t.sym_lo - 1, t.sym_lo + 1, -32768, 32767, 0,
-                                      -(1 << (t.bits - 1))]), 16, signed=True)
-    elif f == "n_sym":
-        n = _clamp(rng.choice([0, 1, len(t.counts) + 1, len(t.counts) - 1, 65535]), 16)
-        c = np.zeros(n, np.uint64)
-        c[:min(n, len(t.counts))] = np.asarray(t.counts, np.uint64)[:n]
-        t.counts = c
-    elif f == "counts":
-        c = np.asarray(t.counts, np.int64).copy()
-        i = rng.randrange(len(c))
-        delta = rng.choice([-1, 1, 2, -int(c[i])])
-        c[i] = max(0, c[i] + delta)
-        if rng.random() < 0.5 and len(c) > 1:  # keep the sum right, move mass around
-            j = rng.randrange(len(c))
-            c[j] = max(0, c[j] - (c.sum() - sum(np.asarray(t.counts, np.int64))))
-        t.counts = c.astype(np.uint64)
-    elif f == "counts_huge":
-        c = np.asarray(t.counts, np.uint64).copy()
-        c[rng.randrange(len(c))] = rng.choice([1 << 32, (1 << 35) - 1, 1 << 40, (1 << 63)])
-        t.counts = c
-    elif f == "counts_zero":
-        c = np.asarray(t.counts, np.uint64).copy()
-        nz = np.flatnonzero(c)
-        if len(nz) > 1:  # move a symbol's mass onto another one: the sum stays right
-            a, b = rng.sample(list(nz), 2)
-            c[b] += c[a]
-            c[a] = 0
-        t.counts = c
+    f = rng.choice(["step", "step", "K", "K", "R", "R", "raw", "raw", "zero_one", "zero_all",
+                    "zero_all_keep", "words_flip", "words_trunc", "words_extend", "words_zero_last",
+                    "words_empty", "words_random", "words_other", "n_words", "trailing", "kind",
+                    "length", "swap", "drop", "duplicate", "other_gop"])
+    tag = f"gop{gi}.t{ti}.{f}"
+    if isinstance(t, bytes) and f in ("step", "K", "R", "raw", "zero_one"):
+        return tag + ":raw"
+    if f == "step":
+        t.step = np.float16(rng.choice(STEP_VALUES + [float(np.frombuffer(
+            struct.pack("<H", rng.randrange(1 << 16)), "<f2")[0])]))
+        tag += f"={float(t.step)}"
+    elif f == "K":
+        K = int(t.K)
+        t.K = rng.choice([0, 1, K - 1, K + 1, 2 * K, MAX_LEVEL, MAX_LEVEL + 1, 65535, (1 << 32) - 1,
+                          1 << 32, 1 << 35])
+        t.K = max(0, t.K)
+        if t.K and not t.R:
+            t.R = rng.choice([0, 1, 30000, 65535])
+        tag += f"={t.K}"
+    elif f == "R":
+        t.R = _clamp(rng.choice([0, 1, 2, t.R - 1, t.R + 1, t.R + 1000, 32768, 65534, 65535,
+                                 rng.randrange(1 << 16)]), 16)
+        tag += f"={t.R}"
+    elif f == "raw":
+        g.tensors[ti], what = raw_record(rng, t)
+        tag += f"={what}"
+    elif f == "zero_one":  # this tensor's levels are no longer coded: the stream shifts
+        t.K, t.R = 0, 0
+    elif f in ("zero_all", "zero_all_keep"):  # every K = 0, the words kept or dropped
+        for x in g.tensors:
+            if isinstance(x, TensorRecord):
+                x.K, x.R = 0, 0
+        if f == "zero_all":
+            g.words = np.zeros(0, np.uint32)
     elif f.startswith("words"):
-        w = np.asarray(t.words, np.uint32).copy()
+        w = g.words.copy()
         if f == "words_flip" and len(w):
             i = rng.randrange(len(w))
             w[i] ^= np.uint32(1 << rng.randrange(32))
@@ -372,12 +489,19 @@ def mutate_tensor(rng: random.Random, gops: list[GopRecord]) -> str:
             w = np.zeros(0, np.uint32)
         elif f == "words_random":
             w = np.array([rng.randrange(1 << 32) for _ in range(max(1, len(w)))], np.uint32)
-        t.words = w
-    elif f == "single_symbol":
-        t.counts = np.array([math.prod(t.shape)], np.uint64)
-        t.sym_lo = 0
-        if rng.random() < 0.5:
-            t.words = np.zeros(0, np.uint32)
+        elif f == "words_other":
+            w = rng.choice(gops).words.copy()
+        g.words = w
+    elif f == "n_words":  # the declared count disagrees with the words present
+        n = len(g.words)
+        g.n_words = rng.choice([0, 1, n - 1, n + 1, 2 * n + 7, (1 << 32) - 1, 1 << 30])
+        tag += f"={g.n_words}"
+    elif f == "trailing":
+        g.trailing = bytes(rng.randrange(256) for _ in range(rng.choice([1, 2, 3, 4, 5, 17])))
+    elif f == "kind":
+        g.kind = rng.choice([0, 2, 7, 255])
+    elif f == "length":
+        g.length_delta = rng.choice([-1, 1, -4, 4, -100, 1 << 31])
     elif f == "swap" and len(g.tensors) > 1:
         j = rng.randrange(len(g.tensors))
         g.tensors[ti], g.tensors[j] = g.tensors[j], g.tensors[ti]
@@ -392,43 +516,44 @@ def mutate_tensor(rng: random.Random, gops: list[GopRecord]) -> str:
     return tag
 
 
-def mutate_gop_fields(rng: random.Random, gops: list[GopRecord]) -> str:
+def mutate_sections(rng: random.Random, gops: list[MutGop]) -> str:
     if not gops:
         return "no-gops"
     gi = rng.randrange(len(gops))
-    g = gops[gi]
-    f = rng.choice(["first_frame", "num_frames", "order", "missing", "extra"])
-    if f == "first_frame":
-        g.first_frame = _pick_int(rng, g.first_frame, 32)
-    elif f == "num_frames":
-        g.num_frames = _pick_int(rng, g.num_frames, 32)  # includes zero-frame sections
-    elif f == "order" and len(gops) > 1:
+    f = rng.choice(["order", "missing", "extra"])
+    if f == "order" and len(gops) > 1:
         i, j = rng.sample(range(len(gops)), 2)
         gops[i], gops[j] = gops[j], gops[i]
     elif f == "missing":
         del gops[gi]  # by index: records hold arrays, == is not usable
-    else:
-        gops.append(copy.deepcopy(g))
-    return f"gop.{f}"
+    elif f == "extra":
+        gops.insert(gi, copy.deepcopy(gops[gi]))
+    return f"sections.{f}"
 
 
-def structured(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
+def structured(rng: random.Random, seed: Seed, inits_digests: list[bytes] = ()) -> tuple[bytes, str]:
     h = copy.deepcopy(seed.header)
-    gops = copy.deepcopy(seed.gops)
-    tags = []
+    gops = [MutGop.of(g) for g in seed.gops]
+    tags, pokes = [], 0
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         r = rng.random()
-        if r < 0.3:
-            h, t = mutate_header(rng, h)
-        elif r < 0.85:
-            t = mutate_tensor(rng, gops)
+        if r < 0.2:
+            h, t = mutate_header(rng, h, inits_digests)
+        elif r < 0.3:
+            pokes += 1
+            continue
+        elif r < 0.9:
+            t = mutate_tensor(rng, gops, seed.shapes)
         else:
-            t = mutate_gop_fields(rng, gops)
+            t = mutate_sections(rng, gops)
         tags.append(t)
     try:
         data = serialize(h, gops)
     except (struct.error, OverflowError, ValueError, TypeError) as e:  # unrepresentable value
         return seed.data, "unserializable:" + type(e).__name__
+    for _ in range(pokes):
+        data, t = poke_header(rng, data)
+        tags.append(t)
     return data, "+".join(tags)
 
 
@@ -442,24 +567,20 @@ def resize(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
         gop, ngops = frames, 1
     w = rng.choice([h.width, 1, MAX_DIM, MAX_DIM + 1, 65535])
     hh = rng.choice([h.height, 1, MAX_DIM, 4096])
+    zero = rng.random() < 0.5  # every K = 0: a valid stream whatever the new grid size
     h = replace(h, width=w, height=hh, num_frames=frames, gop_frames=gop, num_gops=ngops)
-    base = seed.gops[0]
-    gops = []
-    for i in range(ngops):
-        g = copy.deepcopy(base)
-        g.first_frame, g.num_frames = i * gop, min(gop, frames - i * gop)
-        gops.append(g)
     try:
+        gops = [zero_gop(h, 0, 1) if zero else copy.deepcopy(seed.gops[0]) for _ in range(ngops)]
         data = serialize(h, gops)
-    except (struct.error, OverflowError) as e:
+    except (struct.error, OverflowError, ValueError, ZeroDivisionError) as e:
         return seed.data, "unserializable:" + type(e).__name__
-    return data, f"{w}x{hh}x{frames}/gop{gop}"
+    return data, f"{w}x{hh}x{frames}/gop{gop}" + (":zero" if zero else "")
 
 
 def synth(rng: random.Random) -> tuple[bytes, str]:
-    """A stream for a random architecture, from scratch, with correctly or randomly coded levels."""
-    from codec.entropy import encode_levels
-    from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
+    """A stream for a random architecture, from scratch, with correctly or wrongly coded levels."""
+    from codec.entropy import LaplaceModel, encode_tensors
+    from metanerv.model import NeRVConfig
 
     nb = rng.randrange(1, 4)
     cfg = NeRVConfig(pe_freqs=rng.randrange(1, 6), pe_base=rng.choice([1.0, 1.25, 2.0, 4.0]),
@@ -471,33 +592,58 @@ def synth(rng: random.Random) -> tuple[bytes, str]:
     frames = rng.randrange(1, 6)
     gop = rng.randrange(1, frames + 1)
     h = Header(w, hgt, frames, Fraction(rng.randrange(1, 61)), gop, -(-frames // gop), cfg)
-    shapes = decode_param_shapes(cfg, grid_size_for(hgt, w, cfg))
-    style = rng.choice(["coded", "coded", "random_words", "single"])
+    shapes = param_shapes(cfg, h.grid_hw)
+    style = rng.choice(["coded", "coded", "coded", "random_words", "wrong_R", "zero", "zero_some"])
     gops = []
     for gi in range(h.num_gops):
-        g = GopRecord(gi * gop, min(gop, frames - gi * gop))
+        levels, models, steps = [], [], []
         for _, shape in shapes:
-            bits = rng.randrange(MIN_BITS, MAX_BITS + 1)
-            q = (1 << (bits - 1)) - 1
             n = math.prod(shape)
-            spread = rng.choice([0, 1, q])
-            levels = np.array([rng.randint(-spread, spread) for _ in range(n)], np.int64)
-            lo, counts, words = encode_levels(levels)
-            if style == "random_words" and len(counts) > 1:
-                words = np.array([rng.randrange(1 << 32) for _ in range(max(1, len(words)))], np.uint32)
-            elif style == "single":
-                lo, counts, words = 0, np.array([n], np.uint32), np.zeros(0, np.uint32)
-            m = shape[0] if len(shape) >= 2 else 1
-            scales = np.array([rng.choice([0.0, 0.01, 0.1, 1.0, 100.0, 65504.0]) for _ in range(m)], np.float16)
-            g.tensors.append(TensorRecord(0, bits, shape, scales, lo, counts, words))
-        gops.append(g)
+            K = rng.choice([0, 1, 1, 2, 3, 7, 100, rng.randrange(1, 2000), MAX_LEVEL])
+            if style == "zero" or (style == "zero_some" and rng.random() < 0.5):
+                K = 0
+            R = rng.choice([0, 1, 1000, 30000, 50000, 65000, 65535, rng.randrange(1 << 16)])
+            spread = rng.choice([0, 1, K])
+            lv = np.array([rng.randint(-min(spread, K), min(spread, K)) for _ in range(n)], np.int64)
+            if K and n and rng.random() < 0.5:
+                lv[rng.randrange(n)] = rng.choice([K, -K])
+            levels.append(lv)
+            models.append(LaplaceModel(K, R if K else 0))
+            steps.append(np.float16(rng.choice([0.0, 1e-4, 0.01, 0.1, 1.0, 100.0, 65504.0])))
+        words = encode_tensors(levels, models)
+        tensors = [TensorRecord(s, m.K, m.R) for s, m in zip(steps, models)]
+        if style == "random_words" and len(words):
+            words = np.array([rng.randrange(1 << 32) for _ in range(len(words))], np.uint32)
+        elif style == "wrong_R":
+            coded = [t for t in tensors if t.K]
+            if coded:
+                t = rng.choice(coded)
+                t.R = (t.R + rng.choice([1, 100, 30000])) % (1 << 16)
+        gops.append(GopRecord(gi * gop, min(gop, frames - gi * gop), tensors, words))
     return serialize(h, gops), f"synth:{style}:{cfg.channels}/{cfg.strides}@{w}x{hgt}x{frames}"
 
 
 # ------------------------------------------------------------------ one case
 
-STRATEGIES = [("raw", 0.30), ("raw+crc", 0.25), ("splice", 0.06), ("field", 0.27), ("resize", 0.04),
+STRATEGIES = [("raw", 0.28), ("raw+crc", 0.25), ("splice", 0.06), ("field", 0.29), ("resize", 0.04),
               ("synth", 0.06), ("seed", 0.02)]
+
+_DIGESTS: dict[tuple, list[bytes]] = {}
+
+
+def init_digests(inits: list[str]) -> list[bytes]:
+    """The 16-byte ids of the corpus inits and the shipped one (memoized)."""
+    key = tuple(inits)
+    if key not in _DIGESTS:
+        from metanerv.init_file import DEFAULT_INIT, load_init
+        out = []
+        for p in list(inits) + [str(DEFAULT_INIT)]:
+            try:
+                out.append(load_init(p).digest[:INIT_ID_BYTES])
+            except Exception:  # noqa: BLE001 - a missing shipped init: fewer choices
+                pass
+        _DIGESTS[key] = out
+    return _DIGESTS[key]
 
 
 def make_case(rng: random.Random, seeds: list[Seed], inits: list[str]) -> Case:
@@ -521,7 +667,7 @@ def make_case(rng: random.Random, seeds: list[Seed], inits: list[str]) -> Case:
             strategy = "splice+crc"
             data = fix_crcs(data, fix_lengths=True)
     elif strategy == "field":
-        data, detail = structured(rng, seed)
+        data, detail = structured(rng, seed, init_digests(inits))
     elif strategy == "resize":
         data, detail = resize(rng, seed)
     elif strategy == "synth":
