@@ -259,8 +259,9 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(1 <= frames <= MAX_FRAMES, f"frame count {frames} out of range")
     _check(1 <= fps_n <= MAX_FPS_TERM and 1 <= fps_d <= MAX_FPS_TERM, f"frame rate {fps_n}/{fps_d} out of range")
     _check(1 <= gop_frames <= frames, f"GOP length {gop_frames} out of range")
-    _check(num_gops == -(-frames // gop_frames) and num_gops <= MAX_GOPS,
+    _check(num_gops == -(-frames // gop_frames),
            f"GOP count {num_gops} does not match {frames} frames in GOPs of {gop_frames}")
+    _check(num_gops <= MAX_GOPS, f"GOP count {num_gops} exceeds the limit of {MAX_GOPS}")
     _check(1 <= pe_freqs <= MAX_PE_FREQS, f"positional encoding size {pe_freqs} out of range")
     _check(math.isfinite(pe_base) and 1.0 <= pe_base <= 4.0, f"positional encoding base {pe_base} out of range")
     _check(1 <= embed <= MAX_EMBED, f"embedding width {embed} out of range")
