@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import multiprocessing
 import platform
 import sys
@@ -41,12 +40,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from benchmarks.protocol import Clip, box_downscale, v1_clips
+from benchmarks.protocol import Clip, v1_clips
 from nervcore.atomic import write_bytes_atomic
 from nervcore.video_io import read_video
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.losses import psnr, reconstruction_loss
-from metanerv.model import (init_state_for, NeRV, NeRVConfig, build_model, decode_param_names, frame_times,
+from metanerv.model import (init_state_for, NeRV, NeRVConfig, build_model, frame_times,
                             grid_size_for, pad_to_stride)
 from metanerv.tasks import list_videos
 
@@ -151,14 +150,6 @@ def finetune_curve(frames: Tensor, config: NeRVConfig, init_state: dict[str, Ten
 
 # ----------------------------------------------------------------------------- native mode
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    """The encoder's schedule (codec/finetune.py): linear warm-up, then cosine to zero."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch: int = 8,
                 seed: int = 0, base: dict[str, Tensor] | None = None,
                 lam: float | None = None) -> dict[str, Tensor]:
@@ -222,16 +213,20 @@ def _native_record_path(results: Path, clip: str, init: str, steps: int) -> Path
     return results / clip / init / f"s{steps}.json"
 
 
+def _config_and_state(init_path: str, random_config: dict) -> tuple[NeRVConfig, dict[str, Tensor] | None]:
+    """The model configuration and start tensors of an init file, or of "random" (no tensors)."""
+    if init_path == "random":
+        return NeRVConfig.from_dict(random_config), None
+    init = load_init(init_path)
+    return init.config, init.state
+
+
 def _native_job(a: tuple) -> dict:
     """One (clip, init, steps) fit; a top-level function so worker processes can run it."""
     clip, init_path, init_key, steps, settings, threads, random_config = a
     torch.set_num_threads(threads)
     frames = clip.load().frames
-    if init_path == "random":
-        config, state = NeRVConfig.from_dict(random_config), None
-    else:
-        init = load_init(init_path)
-        config, state = init.config, init.state
+    config, state = _config_and_state(init_path, random_config)
     c0 = time.monotonic()
     value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"])
     return {**init_key, "steps": steps, "psnr": value, "frames": int(frames.shape[0]),
@@ -332,11 +327,7 @@ def _job(a: tuple) -> tuple[list[int], dict[int, float], float]:
     clip, name, path, frames, max_side, steps, lr, batch, seed, threads, random_config = a
     torch.set_num_threads(threads)
     x = load_clip(Path(clip), frames, max_side)
-    if path == "random":
-        config, state = NeRVConfig.from_dict(random_config), None
-    else:
-        init = load_init(path)
-        config, state = init.config, init.state
+    config, state = _config_and_state(path, random_config)
     c0 = time.monotonic()
     curve = finetune_curve(x, config, state, steps, lr, batch, seed)
     return list(x.shape), curve, round(time.monotonic() - c0, 1)

@@ -55,7 +55,7 @@ GOP_FRAMES = 16  # frames the batches are drawn from (more than a batch, as in a
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    """Same schedule as codec.finetune.cosine_lr (copied: that module is being rewritten)."""
+    """The v1 encoder's schedule (linear warm-up, then cosine to zero): what this script times."""
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(total - warmup, 1)

@@ -499,7 +499,6 @@ def _check_init_shapes(init: Init, header: Header) -> None:
 
 def reconstruct(stream: Stream, gop: int, init: Init | None) -> dict[str, np.ndarray]:
     """One GOP's float32 weights, canonical order (SPEC "Reconstructing a tensor")."""
-    h = stream.header
     section = stream.sections[gop]
     levels = decode_levels(section, stream.name)
     out = {}

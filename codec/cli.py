@@ -38,18 +38,13 @@ def _common_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
 
 
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _check_device(device: str) -> None:
-    """The rules of ``codec.decoder.pick_device``, checked before any work: an unknown name or
-    ``cuda`` without CUDA is a user error, not a torch exception from deep inside training."""
-    if device not in DEVICES:
-        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
-    if device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise NervcError("--device cuda requested but no CUDA device is available")
+    """``codec.decoder.pick_device``, run before any work: an unknown name or ``cuda`` without
+    CUDA is a user error, not a torch exception from deep inside training."""
+    from codec.decoder import pick_device
+    pick_device(device)
 
 
 def _check_bounds(a: argparse.Namespace, bounds: dict[str, tuple[str, float, float]]) -> None:

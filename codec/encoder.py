@@ -14,13 +14,11 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from bitstreams import GopRecord, Header, TensorRecord, write_bitstream
-from bitstreams.format import encode_gop, encode_header
 from bitstreams.format import MAX_DIM
-from codec.decoder import decode
+from codec.decoder import decode, pick_device
 from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
                             run_fit, start_fit)
@@ -107,7 +105,7 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
         raise NervcError("--bpp sets one rate: ask for one output")
     settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()}
-    dev = _device(device)
+    dev = pick_device(device)
     start = time.perf_counter()
     video = source if isinstance(source, Video) else read_video(source, size=size, fps=fps, frames=frames)
     if video.width > MAX_DIM or video.height > MAX_DIM:
@@ -139,8 +137,10 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
         run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
         for q, s in settings.items():
             s = replace(s, seed=seed + gi)
-            mine = branch(state) if len(settings) > 1 else state
-            mine.lam = s.lam if len(settings) > 1 else mine.lam
+            mine = state
+            if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
+                mine = branch(state)
+                mine.lam = s.lam
             run_fit(model, target, base, mine, s, s.steps, pixels, progress,
                     f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
             record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
@@ -154,7 +154,7 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
     results = {}
     for q, path in paths.items():
         num_bytes = write_bitstream(path, header, records[q])
-        overhead = len(encode_header(header)) + sum(len(encode_gop(g)) - 4 * len(g.words) for g in records[q])
+        overhead = num_bytes - sum(4 * len(g.words) for g in records[q])  # all but the ANS words
         try:
             decoded = decode(path, None, device="cpu", init=[init_file] if init_file else None)
         except NervcError:
@@ -168,16 +168,6 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
                                   init_file.name if init_file else "random", q,
                                   overhead + int(math.ceil(est_bits[q] / 8)), lams[q])
     return results
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NervcError("--device cuda requested but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return torch.device(device)
 
 
 def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,

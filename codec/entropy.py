@@ -12,7 +12,6 @@ All tensors of one GOP share one ANS stream (one 64-bit coder state per GOP, not
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import constriction
@@ -155,12 +154,3 @@ def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[in
         raise EntropyError("unconsumed entropy-coded data (corrupted data)")
     return out
 
-
-def words_bound(total_symbols: int) -> int:
-    """Most 32-bit words ``total_symbols`` symbols can take: at most 24 bits each plus the
-    coder's 64-bit state (constriction's default precision)."""
-    return -(-(24 * total_symbols + 64) // 32)
-
-
-def bits_to_bytes(bits: float) -> int:
-    return int(math.ceil(bits / 8.0))

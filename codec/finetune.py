@@ -74,13 +74,6 @@ class CodedGop:
         return out
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def wsd_lr(step: int, total: int, peak: float, warmup: int, decay_from: int) -> float:
     """Warmup, stable at ``peak`` until ``decay_from``, then a cosine down to zero at ``total``.
 

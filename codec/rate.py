@@ -92,11 +92,6 @@ class RateModel(torch.nn.Module):
             total = b if total is None else total + b
         return total
 
-    def levels(self, name: str, r: Tensor) -> Tensor:
-        """Integer levels of ``r`` at this tensor's (float16) step."""
-        step = self.step(name).detach()
-        return torch.round(r.detach() / step).to(torch.int64)
-
     def step_value(self, name: str) -> float:
         return float(self.step(name).detach())
 
