@@ -37,9 +37,9 @@ from tqdm import tqdm
 from nervcore.errors import NervcError
 from metanerv import maml
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
-from metanerv.init_file import save_init
+from metanerv.init_file import load_init, save_init
 from metanerv.losses import multiscale_loss, psnr, reconstruction_loss
-from metanerv.model import NeRV, NeRVConfig, build_model, resize_grid
+from metanerv.model import NeRV, NeRVConfig, build_model, init_state_for, resize_grid
 from metanerv.schedule import FrameSchedule
 from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
                             parse_task_mix)
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ckpt", default=None, help="checkpoint file (default: OUT.ckpt)")
     g.add_argument("--ckpt-minutes", type=float, default=3.0)
     g.add_argument("--resume", action="store_true", help="continue from --ckpt")
+    g.add_argument("--start-from", default=None, metavar="INIT",
+                   help="warm start: begin from this init file's tensors (same model shape) "
+                        "instead of a random model, e.g. to move an init to new task kinds")
     g.add_argument("--tiny", action="store_true", help="a tiny model (tests and smoke runs)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -310,6 +313,16 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         raise NervcError("--out must end in .safetensors")
 
 
+def _warm_start(model: NeRV, config: NeRVConfig, path: str, grid_hw: tuple[int, int]) -> bytes:
+    """Copy an init's tensors into ``model`` (grid resampled to ``grid_hw``); its digest."""
+    init = load_init(path)
+    if init.config != config:
+        raise NervcError(f"--start-from {path}: made for another model shape ({init.config})")
+    state = init_state_for(init.state, grid_hw)
+    model.load_state_dict(state, strict=True)
+    return init.digest
+
+
 def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     """Meta-train as ``opts`` say; every process returns its final meta-parameters (CPU)."""
     rank, world, device = _dist_setup()
@@ -343,6 +356,9 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         if world > 1:
             dist.barrier()
     model = build_model(config, opts.grid, seed=opts.seed).to(device)
+    start_digest = None
+    if opts.start_from and not opts.resume:
+        start_digest = _warm_start(model, config, opts.start_from, opts.grid)
     base = dict(model.named_parameters())
     log_lrs = (maml.init_log_lrs(base, opts.inner_lr, device=device) if opts.learn_lr else None)
     groups = [{"params": list(base.values()), "lr": opts.outer_lr}]
@@ -475,6 +491,8 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "task_sides": list(opts.sides), "batch": opts.batch, "max_tstride": opts.max_tstride,
             "task_mix": sampler.mix, "max_frames": opts.max_frames,
             "seed": opts.seed,
+            "start_from": (None if start_digest is None
+                           else {"path": str(opts.start_from), "id": start_digest.hex()[:16]}),
             "final_query_psnr": None if ema_psnr is None else round(ema_psnr, 3),
         }
         if "native" in sampler.mix or "crop" in sampler.mix:

@@ -151,3 +151,23 @@ def test_adaptation_benchmark_tiny(clip_dir, tmp_path):
             assert set(curve) == {"0", "2", "4"} and all(v > 0 for v in curve.values())
     assert set(res["summary"]["mean_psnr"]) == {"tiny", "random"}
     assert "first_step_reaching_random_final" in res["summary"]
+
+
+def test_start_from_an_init_begins_at_its_tensors(clip_dir, tmp_path):
+    """--start-from: zero outer steps give back the init's tensors (grid resampled to --grid);
+    a model of another shape is refused."""
+    first = tmp_path / "first.safetensors"
+    assert train.main(_argv(clip_dir, first, "--steps", "1", "--grid", "4x4")) == 0
+    warm = tmp_path / "warm.safetensors"
+    assert train.main(_argv(clip_dir, warm, "--steps", "0", "--grid", "4x4",
+                            "--start-from", str(first))) == 0
+    a, b = load_init(first), load_init(warm)
+    assert a.state.keys() == b.state.keys()
+    assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    assert b.info["start_from"]["id"] == a.digest.hex()[:16]
+    cold = tmp_path / "cold.safetensors"
+    assert train.main(_argv(clip_dir, cold, "--steps", "0", "--grid", "4x4")) == 0
+    assert not torch.equal(load_init(cold).state["head.weight"], a.state["head.weight"])
+    full = tmp_path / "full.safetensors"  # the shipped (full-size) model's init
+    assert train.main(_argv(clip_dir, full, "--steps", "0", "--start-from",
+                            str(Path(train.__file__).parent / "inits" / "default.safetensors"))) == 1
