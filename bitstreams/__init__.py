@@ -7,7 +7,7 @@ reader's names are imported lazily, so ``import bitstreams.refdecoder`` loads ne
 """
 from __future__ import annotations
 
-__all__ = ["BitstreamError", "BitstreamReader", "GopRecord", "Header", "TensorRecord",
+__all__ = ["BitstreamError", "BitstreamReader", "BitstreamWriter", "GopRecord", "Header", "TensorRecord",
            "write_bitstream"]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nervcore.atomic import write_bytes_atomic
+from nervcore.atomic import atomic_output, write_bytes_atomic
 from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
@@ -194,6 +194,114 @@ def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecor
         return write_bytes_atomic(p, data)
     except OSError as e:
         raise NervcError(f"{p}: cannot write ({e.strerror or e})") from None
+
+
+class BitstreamWriter:
+    """Write a ``.nerv`` file section by section, atomically: the bytes of ``write_bitstream``.
+
+    The header goes first (its length depends only on the model configuration), then each GOP
+    section as it is coded, into a temporary file beside ``path``. :meth:`finish` may rewrite
+    the header with the final frame and GOP counts (a source that did not know its length up
+    front), then flushes the file; :meth:`commit` renames it onto ``path``. Until then readers
+    see the old file or none; :meth:`abort` removes the temporary, as does leaving the
+    ``with`` block without :meth:`commit` (by an exception or not). Use as
+    ``with BitstreamWriter(p, h) as w: w.add_gop(g) ...; w.commit()``.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Header) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise NervcError(f"{self.path}: is a directory")
+        self._head = encode_header(header)
+        self.header = header
+        self.num_sections = 0
+        self.size = 0
+        self._ctx = atomic_output(self.path)
+        try:
+            self.tmp_path: Path = self._ctx.__enter__()
+            self._file = open(self.tmp_path, "wb")
+        except OSError as e:
+            self._ctx = None
+            raise NervcError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        try:
+            self._write(self._head)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, data: bytes) -> None:
+        if self.size + len(data) > MAX_FILE_BYTES:
+            raise NervcError(f"{self.path}: the bitstream would exceed the {MAX_FILE_BYTES}-byte limit")
+        try:
+            self._file.write(data)
+        except OSError as e:
+            raise NervcError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        self.size += len(data)
+
+    def add_gop(self, gop: GopRecord) -> int:
+        """Append one GOP section; returns its length in bytes."""
+        return self.add_section(encode_gop(gop))
+
+    def add_section(self, section: bytes) -> int:
+        """Append one section already serialized by :func:`encode_gop` (type, length, CRC and
+        payload are checked, so a damaged buffer never reaches the file)."""
+        if len(section) < SECTION_OVERHEAD:
+            raise NervcError("internal error: a GOP section shorter than its own fields")
+        kind, length, crc = struct.unpack_from("<BII", section)
+        if kind != SECTION_GOP or length != len(section) - SECTION_OVERHEAD or \
+                crc != zlib.crc32(section[SECTION_OVERHEAD:]):
+            raise NervcError("internal error: a damaged GOP section was about to be written")
+        self._write(section)
+        self.num_sections += 1
+        return len(section)
+
+    def finish(self, header: Header | None = None) -> Path:
+        """Complete the temporary file (optionally with a final ``header``); returns its path,
+        which a caller may read back before :meth:`commit`."""
+        if header is not None:
+            head = encode_header(header)
+            if len(head) != len(self._head):
+                raise NervcError("internal error: the final header differs in length from the first")
+            self.header, self._head = header, head
+        if self.num_sections != self.header.num_gops:
+            raise NervcError(f"internal error: {self.num_sections} GOP sections written, the header "
+                             f"declares {self.header.num_gops}")
+        try:
+            if header is not None:
+                self._file.seek(0)
+                self._file.write(self._head)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as e:
+            raise NervcError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        return self.tmp_path
+
+    def commit(self) -> int:
+        """Rename the finished file onto ``path``; returns its size in bytes."""
+        if not self._file.closed:
+            self.finish()
+        ctx, self._ctx = self._ctx, None
+        try:
+            ctx.__exit__(None, None, None)
+        except OSError as e:
+            raise NervcError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        return self.size
+
+    def abort(self) -> None:
+        """Remove the temporary file; ``path`` is left as it was. Safe to call twice."""
+        if self._ctx is None:
+            return
+        ctx, self._ctx = self._ctx, None
+        self._file.close()
+        err = NervcError("aborted")
+        ctx.__exit__(NervcError, err, None)  # atomic_output removes the temporary and re-raises
+
+    def __enter__(self) -> "BitstreamWriter":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.abort()  # a no-op after commit(): whatever was not committed is not wanted
 
 
 # ------------------------------------------------------------------ reading

@@ -92,15 +92,24 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=2e-2, help="peak Adam learning rate")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training device)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="GOPs fitted at once, in worker processes (default 1; same bytes for any N)")
+    p.add_argument("--distributed", action="store_true",
+                   help="under torchrun: split the GOPs over the ranks, rank 0 writes the file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common_overwrite(p)
     a = p.parse_args(argv)
     _check_device(a.device)
-    _check_bounds(a, {"lr": ("(]", 0, math.inf)})
+    _check_bounds(a, {"lr": ("(]", 0, math.inf), "jobs": ("[]", 1, math.inf)})
+    if not a.distributed and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
+        raise NervcError("started by torchrun with several ranks: add --distributed to split the "
+                         "GOPs over them (otherwise every rank would encode the whole video)")
     r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bpp=a.bpp, lam=a.lam,
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
-               progress=not a.quiet, overwrite=a.overwrite)
+               progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed)
+    if r is None:  # a torch.distributed rank other than 0: rank 0 reports
+        return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
           f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
           f"encode {r.encode_seconds:.1f} s, init {r.init}")

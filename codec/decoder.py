@@ -34,6 +34,7 @@ from nervcore.video_io import check_output, write_video
 from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for
 
 MEMORY_ENV = "NERVC_DECODE_MEMORY"
+DECODE_BATCH = 8  # frames per forward pass (the encoder measures its PSNR with the same batches)
 
 
 @dataclass
@@ -177,38 +178,51 @@ def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict
         raise NervcError(f"init {init_file.name}: cannot use its grid ({e})") from None
 
 
-def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
-                        init: dict[str, Tensor] | None) -> dict[str, Tensor]:
-    """Weights of one GOP, float32 on the CPU: ``float32(level) * float32(step)``, plus the
-    init's tensor when the stream has an init (SPEC.md "Reconstructing a tensor")."""
+def gop_weights(shapes: list[tuple[str, tuple[int, ...]]], gop: GopRecord,
+                init: dict[str, Tensor] | None, where: str = "") -> dict[str, Tensor]:
+    """Weights of one GOP record, float32 on the CPU: ``float32(level) * float32(step)``, plus
+    the init's tensor when the stream has an init (SPEC.md "Reconstructing a tensor").
+
+    ``shapes`` are the stream's decode tensors (``BitstreamReader.shapes``); the encoder calls
+    this too, on the records it is about to write, to measure what the decoder will show.
+    """
     models = [LaplaceModel(t.K, t.R) for t in gop.tensors]
-    sizes = [math.prod(shape) for _, shape in reader.shapes]
+    sizes = [math.prod(shape) for _, shape in shapes]
     try:
         levels = decode_tensors(gop.words, models, sizes)
     except EntropyError as e:
-        raise BitstreamError(f"{reader.path}: GOP at frame {gop.first_frame}: {e}") from None
+        raise BitstreamError(f"{where}: GOP at frame {gop.first_frame}: {e}") from None
     weights = {}
-    for (name, shape), rec, lv in zip(reader.shapes, gop.tensors, levels):
+    for (name, shape), rec, lv in zip(shapes, gop.tensors, levels):
         w = torch.from_numpy(lv.astype(np.float32).reshape(shape)) * float(np.float32(rec.step))
         weights[name] = w + init[name] if init is not None else w
     return weights
 
 
-def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Tensor] | None) -> NeRV:
-    h = reader.header
-    gop = reader.read_gop(index)
-    weights = reconstruct_weights(reader, gop, init_state)
+def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
+                        init: dict[str, Tensor] | None) -> dict[str, Tensor]:
+    """:func:`gop_weights` of a record read from ``reader``."""
+    return gop_weights(reader.shapes, gop, init, str(reader.path))
+
+
+def gop_model(config: NeRVConfig, grid_hw: tuple[int, int], weights: dict[str, Tensor]) -> NeRV:
+    """The decode network holding ``weights``, on the CPU, in eval mode."""
     # Every decode tensor is overwritten, so skip the random initialisation (about 1 s for a
     # large model): build on the meta device, then give it uninitialised CPU storage. The
     # training-only auxiliary heads stay uninitialised; the decode never runs them.
     with torch.device("meta"):
-        model = NeRV(h.config, h.grid_hw)
+        model = NeRV(config, grid_hw)
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         params = dict(model.named_parameters())
         for k, v in weights.items():
             params[k].copy_(v)
     return model.eval()
+
+
+def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Tensor] | None) -> NeRV:
+    h = reader.header
+    return gop_model(h.config, h.grid_hw, reconstruct_weights(reader, reader.read_gop(index), init_state))
 
 
 @torch.no_grad()
@@ -227,7 +241,7 @@ def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width:
 
 def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
            frames: slice | None = None, device: str = "auto", init: list[str] | None = None,
-           overwrite: bool = False, progress: bool = False, batch: int = 8) -> DecodeResult:
+           overwrite: bool = False, progress: bool = False, batch: int = DECODE_BATCH) -> DecodeResult:
     """Decode ``path``; write ``output`` (mp4/mkv/y4m/PNG folder) when given."""
     if output is not None:
         check_output(output, overwrite)

@@ -2,30 +2,46 @@
 then entropy-code its integer levels.
 
 ``encode_ladder`` writes several rungs of the quality ladder from one shared fit prefix (the
-schedule's stable phase, see ``codec.finetune.wsd_lr``). The reported PSNR is measured on frames decoded from the file
-just written, and the reported size is that file's length: nothing is estimated.
+schedule's stable phase, see ``codec.finetune.wsd_lr``). The reported size is the written
+file's length and the reported PSNR is that of the frames the decoder makes from it: nothing
+is estimated.
+
+The encode streams: the source is decoded one GOP at a time (``VideoSource.chunks``), each
+GOP is fitted (:func:`fit_gop_records`), entropy-coded, rebuilt with the decoder's own
+functions and compared with its source frames while they are in memory (:func:`code_gop`),
+and its section is appended to the output (``BitstreamWriter``, atomic). Memory holds one GOP
+(about ``jobs`` with ``--jobs``), never the whole video. Before the file is renamed into place
+it is read back and every GOP record is checked to be the one measured. GOPs are independent,
+so ``jobs`` worker processes or torch.distributed ranks (:mod:`codec.parallel`) can fit them
+side by side; the file is the same bytes either way (GOP ``i`` is seeded with ``seed + i``).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import struct
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from bitstreams import GopRecord, Header, TensorRecord, write_bitstream
-from bitstreams.format import MAX_DIM
-from codec.decoder import decode, pick_device
+from bitstreams import BitstreamError, BitstreamReader, BitstreamWriter, GopRecord, Header, TensorRecord
+from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, param_shapes
+from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, render
 from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
                             run_fit, start_fit)
 from codec.inits import resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, DEFAULT_STEPS, LADDER
+from codec.parallel import RankLink, in_order_pool, start_distributed
 from nervcore.errors import NervcError
-from nervcore.video_io import Video, check_output, read_video
+from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile
 from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
 
@@ -51,11 +67,22 @@ class EncodeResult:
         return 8.0 * self.num_bytes / (self.width * self.height * self.num_frames)
 
 
+def frame_mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame mean squared error (float64) of two uint8 ``[n, H, W, 3]`` clips."""
+    return np.array([np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2, dtype=np.float64)
+                     for x, y in zip(a, b)], dtype=np.float64)
+
+
+def psnr_of_mse(mse: np.ndarray) -> float:
+    """PSNR (dB) from per-frame MSEs: their mean, then dB (what :func:`rgb_psnr` reports, so a
+    clip measured GOP by GOP gives the number measured whole)."""
+    m = float(np.mean(mse))
+    return float("inf") if m == 0 else float(10.0 * np.log10(255.0 ** 2 / m))
+
+
 def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR (dB) of uint8 frames: mean over frames of the per-frame MSE, then dB."""
-    mse = float(np.mean([np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2, dtype=np.float64)
-                         for x, y in zip(a, b)]))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
+    return psnr_of_mse(frame_mse(a, b))
 
 
 def _settings(quality: int, steps: int | None, seed: int, lr: float, batch: int,
@@ -86,95 +113,367 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
     return GopRecord(first, n, tensors, words), bits
 
 
-def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os.PathLike], *,
+@dataclass
+class GopPlan:
+    """What every GOP of one encode shares. Plain data (numbers, numpy arrays, dataclasses of
+    them), so worker processes are handed it as is."""
+
+    config: NeRVConfig  # the model the fit trains
+    decode_config: NeRVConfig  # the same, as the decoder reads it back from the header
+    grid_hw: tuple[int, int]
+    width: int
+    height: int
+    settings: dict[int, FitSettings]  # per quality rung; the GOP index is added to each seed
+    device: str = "cpu"
+    init: dict[str, np.ndarray] | None = None  # the init file's tensors, float32
+    base: dict[str, np.ndarray] | None = None  # the init with the video's grid: delta coding's base
+
+    @staticmethod
+    def _tensors(arrays: dict[str, np.ndarray] | None) -> dict[str, torch.Tensor] | None:
+        return None if arrays is None else {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+    def init_tensors(self) -> dict[str, torch.Tensor] | None:
+        return self._tensors(self.init)
+
+    def base_tensors(self) -> dict[str, torch.Tensor] | None:
+        return self._tensors(self.base)
+
+    @property
+    def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return param_shapes(self.decode_config, self.grid_hw)
+
+
+@dataclass
+class CodedRung:
+    """One GOP at one quality, as the file will hold it, and what it measured."""
+
+    section: bytes  # the GOP section (``bitstreams.format.encode_gop``)
+    words: int  # ANS words in it (the rest is side information)
+    bits: float  # payload bits the entropy models predict
+    lam: float  # the rate weight the fit ended with
+    mse: np.ndarray  # float64 per frame: decoded from the section's record against the source
+
+    def plain(self) -> tuple:
+        return self.section, self.words, self.bits, self.lam, self.mse
+
+
+def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
+                    settings: dict[int, FitSettings] | None = None, *, progress: bool = False,
+                    label: str = "") -> dict[int, tuple[GopRecord, float, float]]:
+    """Fit GOP ``gi`` (uint8 frames ``chunk``, the first being frame ``first`` of the video)
+    once per rung of ``settings`` (default ``plan.settings``): ``{quality: (record, ideal
+    payload bits, final rate weight)}``.
+
+    Several rungs share the stable phase of the schedule at the smallest rate weight, then each
+    runs the decay phase with its own. The model and the fit are seeded with ``seed + gi``, so
+    a GOP codes the same wherever and in whatever order it is fitted. ``settings`` may differ
+    from GOP to GOP (their seeds must be the encode's).
+    """
+    settings = settings or plan.settings
+    dev = pick_device(plan.device)
+    first_s = next(iter(settings.values()))
+    seed = first_s.seed + gi
+    pixels = chunk.shape[0] * plan.width * plan.height
+    target = pad_to_stride(frames_to_tensor(chunk), plan.config.total_stride).to(dev)
+    model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
+    base_cpu = plan.base_tensors()
+    base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
+    common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()))
+    state = start_fit(model, base, common)
+    prefix = decay_start(common) if len(settings) > 1 else common.steps
+    run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
+    out = {}
+    for q, s in settings.items():
+        s = replace(s, seed=seed)
+        mine = state
+        if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
+            mine = branch(state)
+            mine.lam = s.lam
+        run_fit(model, target, base, mine, s, s.steps, pixels, progress,
+                f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
+        record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
+        out[q] = (record, bits, mine.lam)
+    return out
+
+
+def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarray:
+    """Per-frame MSE of the frames the decoder makes from ``record`` (on the CPU, in its frame
+    batches, with its weight reconstruction) against the source frames ``chunk``."""
+    weights = gop_weights(plan.shapes, record, plan.base_tensors(), "encoder")
+    model = gop_model(plan.decode_config, plan.grid_hw, weights)
+    n = chunk.shape[0]
+    decoded = render(model, list(range(n)), n, plan.height, plan.width, torch.device("cpu"), DECODE_BATCH)
+    return frame_mse(decoded, chunk)
+
+
+def code_gop(chunk: np.ndarray, gi: int, first: int, plan: GopPlan, *, progress: bool = False,
+             label: str = "") -> dict[int, CodedRung]:
+    """Fit, entropy-code and measure one GOP: per rung its section bytes and per-frame MSEs."""
+    out = {}
+    for q, (record, bits, lam) in fit_gop_records(chunk, gi, first, plan, progress=progress,
+                                                  label=label).items():
+        out[q] = CodedRung(encode_gop(record), len(record.words), bits, lam,
+                           decoded_mse(record, chunk, plan))
+    return out
+
+
+# Worker processes (--jobs): the plan arrives once, per GOP only its frames go out and only
+# plain data (bytes, numbers, a float64 array) comes back.
+_WORKER_PLAN: GopPlan | None = None
+
+
+def _worker_start(plan: GopPlan) -> None:
+    global _WORKER_PLAN
+    _WORKER_PLAN = plan
+
+
+def _worker_code_gop(chunk: np.ndarray, gi: int, first: int) -> dict[int, tuple]:
+    return {q: r.plain() for q, r in code_gop(chunk, gi, first, _WORKER_PLAN).items()}
+
+
+def _coded_gops(src: VideoSource, gop_frames: int, plan: GopPlan, jobs: int, rank: int, world: int,
+                num_gops: int | None, progress: bool) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
+    """``(gop index, frames, rungs)`` of the GOPs this rank owns (``index % world == rank``),
+    in order; only the frames of the GOPs being fitted are in memory."""
+    def mine():
+        for gi, chunk in enumerate(src.chunks(gop_frames)):
+            if gi % world == rank:
+                yield gi, chunk
+
+    if jobs == 1:
+        for gi, chunk in mine():
+            label = "" if num_gops == 1 else f" GOP {gi + 1}" + (f"/{num_gops}" if num_gops else "")
+            yield gi, len(chunk), code_gop(chunk, gi, gi * gop_frames, plan, progress=progress, label=label)
+        return
+    items = (((gi, len(chunk)), (chunk, gi, gi * gop_frames)) for gi, chunk in mine())
+    for (gi, n), rungs in in_order_pool(items, jobs, _worker_code_gop, _worker_start, (plan,)):
+        yield gi, n, {q: CodedRung(*r) for q, r in rungs.items()}
+
+
+# Between ranks a GOP travels as bytes: its index and frame count, then per rung the fields of
+# a CodedRung, its section and its MSEs.
+_GOP_HEAD = struct.Struct("<qqI")
+_RUNG_HEAD = struct.Struct("<iQQddQ")
+
+
+def _pack(gi: int, n: int, rungs: dict[int, CodedRung]) -> bytes:
+    parts = [_GOP_HEAD.pack(gi, n, len(rungs))]
+    for q, r in rungs.items():
+        mse = np.ascontiguousarray(r.mse, dtype="<f8")
+        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size), r.section,
+                  mse.tobytes()]
+    return b"".join(parts)
+
+
+def _unpack(data: bytes, gi: int, n: int, qualities: list[int], src: int) -> dict[int, CodedRung]:
+    def bad(why: str) -> NervcError:
+        return NervcError(f"rank {src} sent a malformed GOP {gi} ({why})")
+
+    if len(data) < _GOP_HEAD.size:
+        raise bad("short")
+    got_gi, got_n, count = _GOP_HEAD.unpack_from(data)
+    if (got_gi, got_n, count) != (gi, n, len(qualities)):
+        raise bad(f"GOP {got_gi} of {got_n} frames with {count} rungs")
+    pos, out = _GOP_HEAD.size, {}
+    for _ in range(count):
+        if pos + _RUNG_HEAD.size > len(data):
+            raise bad("short")
+        q, length, words, bits, lam, frames = _RUNG_HEAD.unpack_from(data, pos)
+        pos += _RUNG_HEAD.size
+        if q not in qualities or q in out or frames != n or pos + length + 8 * frames > len(data):
+            raise bad("inconsistent rung")
+        section = data[pos:pos + length]
+        mse = np.frombuffer(data, "<f8", frames, pos + length).astype(np.float64)
+        pos += length + 8 * frames
+        out[q] = CodedRung(section, words, bits, lam, mse)
+    if pos != len(data):
+        raise bad("trailing bytes")
+    return {q: out[q] for q in qualities}
+
+
+def _verify(tmp, path, header: Header, digests: list[bytes]) -> None:
+    """The finished file, read back with the decoder's reader, holds exactly the header and the
+    GOP records that were measured (compared through their serialized bytes)."""
+    try:
+        reader = BitstreamReader(tmp)
+        same = encode_header(reader.header) == encode_header(header) and len(reader.sections) == len(digests)
+        for i, d in enumerate(digests if same else []):
+            if hashlib.sha256(encode_gop(reader.read_gop(i))).digest() != d:
+                same = False
+    except BitstreamError as e:
+        raise NervcError(f"internal error: {path}: the written file does not read back ({e})") from None
+    if not same:
+        raise NervcError(f"internal error: {path}: the written file differs from what was measured")
+
+
+def _send_gops(own: Iterator[tuple[int, int, dict[int, CodedRung]]], link: RankLink) -> None:
+    """A rank other than 0: fit this rank's GOPs and send each to rank 0, or the error."""
+    try:
+        for gi, n, rungs in own:
+            link.send(_pack(gi, n, rungs))
+    except Exception as e:
+        try:
+            link.send_error(str(e) or type(e).__name__)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+
+
+def _gather_gops(own, link: RankLink | None, num_gops: int | None, gop_frames: int,
+                 num_frames: int | None, qualities: list[int]) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
+    """Rank 0: every GOP in order, its own ones fitted here, the others received."""
+    if link is None or link.world == 1:
+        yield from own
+        return
+    for gi in range(num_gops):
+        src = gi % link.world
+        if src == 0:
+            yield next(own)
+        else:
+            n = min(gop_frames, num_frames - gi * gop_frames)
+            yield gi, n, _unpack(link.recv(src), gi, n, qualities, src)
+
+
+def _write(stream, paths: dict[int, os.PathLike], header: Header, known: bool, name: str,
+           num_gops: int | None, progress: bool, start: float):
+    """Append each coded GOP to every rung's file, then finish, verify and commit them."""
+    est_bits = {q: 0.0 for q in paths}
+    lams = {q: 0.0 for q in paths}
+    words = {q: 0 for q in paths}
+    mses: dict[int, list[np.ndarray]] = {q: [] for q in paths}
+    digests: dict[int, list[bytes]] = {q: [] for q in paths}
+    done = 0
+    with ExitStack() as stack:
+        writers = {q: stack.enter_context(BitstreamWriter(p, header)) for q, p in paths.items()}
+        bar = stack.enter_context(tqdm(total=num_gops, desc="encode", unit="GOP",
+                                       disable=not progress or num_gops == 1))
+        for gi, n, rungs in stream:
+            for q, r in rungs.items():
+                writers[q].add_section(r.section)
+                digests[q].append(hashlib.sha256(r.section).digest())
+                mses[q].append(r.mse)
+                est_bits[q] += r.bits
+                words[q] += r.words
+                lams[q] = r.lam
+            done += n
+            bar.update()
+        if done == 0:
+            raise NervcError(f"{name}: no video frames")
+        gop_frames = header.gop_frames
+        if not known:
+            header = replace(header, num_frames=done, gop_frames=min(gop_frames, done),
+                             num_gops=-(-done // gop_frames))
+        seconds = time.perf_counter() - start
+        for q, w in writers.items():
+            _verify(w.finish(None if known else header), paths[q], header, digests[q])
+        sizes = {q: w.commit() for q, w in writers.items()}
+    return done, seconds, sizes, (est_bits, lams, words, mses)
+
+
+def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict[int, str | os.PathLike], *,
                   steps: int | None = None, init: str | os.PathLike | InitFile | None = "default",
                   gop: int | None = None, frames: slice | None = None,
                   size: tuple[int, int] | None = None, fps: Fraction | None = None, seed: int = 0,
                   device: str = "cpu", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
                   lam: float | None = None, progress: bool = True,
-                  overwrite: bool = False) -> dict[int, EncodeResult]:
+                  overwrite: bool = False, jobs: int = 1, distributed: bool = False) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
-    With several rungs, they share the stable phase of the fitting schedule (at the geometric
-    mean of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
+    With several rungs, they share the stable phase of the fitting schedule (at the smallest
+    of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
     only) steers the rate weight to hit that many bits per pixel.
+
+    ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
+    a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
+    in worker processes. ``distributed`` splits the GOPs over the ranks of a torch.distributed
+    job (torchrun): every rank calls this with the same arguments, rank 0 writes the files and
+    gets the results, the other ranks get ``{}``. The files are the same bytes in every case.
     """
     if not outputs:
         raise NervcError("no output requested")
     if bpp is not None and len(outputs) > 1:
         raise NervcError("--bpp sets one rate: ask for one output")
     settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
-    paths = {q: check_output(p, overwrite) for q, p in outputs.items()}
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise NervcError("--jobs must be >= 1")
+    link, stop = start_distributed() if distributed else (None, lambda: None)
+    try:
+        return _encode(source, outputs, settings, link, init=init, gop=gop, frames=frames,
+                       size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs)
+    finally:
+        stop()
+
+
+def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, *, init, gop,
+            frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
+    rank, world = (link.rank, link.world) if link else (0, 1)
+    paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
     dev = pick_device(device)
+    if link and dev.type == "cuda" and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+    progress = progress and rank == 0
     start = time.perf_counter()
-    video = source if isinstance(source, Video) else read_video(source, size=size, fps=fps, frames=frames)
-    if video.width > MAX_DIM or video.height > MAX_DIM:
-        raise NervcError(f"frame size {video.width}x{video.height} exceeds {MAX_DIM}")
+    src = as_source(source, size=size, fps=fps, frames=frames)
+    known = src.num_frames is not None
+    if src.width > MAX_DIM or src.height > MAX_DIM:
+        raise NervcError(f"frame size {src.width}x{src.height} exceeds {MAX_DIM}")
     if gop is not None and gop < 1:
         raise NervcError("--gop must be >= 1")
+    if not known and world > 1:
+        raise NervcError(f"{src.path}: --distributed needs a source whose frame count is known "
+                         "before it is decoded")
     init_file = resolve_init(init)
     config = init_file.config if init_file else NeRVConfig()
-    gop_frames = min(gop or DEFAULT_GOP, video.num_frames)
-    grid_hw = grid_size_for(video.height, video.width, config)
-    init_state = init_state_for(init_file.state, grid_hw) if init_file else None
-    first_s = next(iter(settings.values()))
-    shared_lam = min(s.lam for s in settings.values())
+    gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
+    num_gops = -(-src.num_frames // gop_frames) if known else None
+    grid_hw = grid_size_for(src.height, src.width, config)
+    # Provisional counts when the source does not know its length: the header is rewritten
+    # with the real ones when the last GOP is in (its length does not depend on them).
+    header = Header(src.width, src.height, src.num_frames if known else gop_frames, src.fps, gop_frames,
+                    num_gops or 1, config, init_file.digest if init_file else bytes(16))
+    try:
+        decode_config = decode_header(encode_header(header))[0].config
+    except BitstreamError as e:
+        raise NervcError(f"cannot encode this video: {e}") from None
+    init_arrays = base_arrays = None
+    if init_file:
+        init_arrays = {k: v.detach().float().cpu().numpy() for k, v in init_file.state.items()}
+        base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, grid_hw).items()}
+    plan = GopPlan(config, decode_config, grid_hw, src.width, src.height, settings, device,
+                   init_arrays, base_arrays)
+    own = _coded_gops(src, gop_frames, plan, jobs, rank, world, num_gops, progress and jobs == 1)
 
-    records: dict[int, list[GopRecord]] = {q: [] for q in outputs}
-    est_bits = {q: 0.0 for q in outputs}
-    lams = {q: 0.0 for q in outputs}
-    starts = list(range(0, video.num_frames, gop_frames))
-    for gi, first in enumerate(tqdm(starts, desc="encode", unit="GOP", disable=not progress or len(starts) == 1)):
-        chunk = video.frames[first:first + gop_frames]
-        pixels = chunk.shape[0] * video.width * video.height
-        target = pad_to_stride(frames_to_tensor(chunk), config.total_stride).to(dev)
-        model = build_model(config, grid_hw, init_file.state if init_file else None, seed=seed + gi).to(dev)
-        base = {k: v.to(dev) for k, v in init_state.items()} if init_state else None
-        label = f" GOP {gi + 1}/{len(starts)}" if len(starts) > 1 else ""
-        common = replace(first_s, seed=seed + gi, lam=shared_lam)
-        state = start_fit(model, base, common)
-        prefix = decay_start(common) if len(settings) > 1 else common.steps
-        run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
-        for q, s in settings.items():
-            s = replace(s, seed=seed + gi)
-            mine = state
-            if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
-                mine = branch(state)
-                mine.lam = s.lam
-            run_fit(model, target, base, mine, s, s.steps, pixels, progress,
-                    f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
-            record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
-            records[q].append(record)
-            est_bits[q] += bits
-            lams[q] = mine.lam
-    seconds = time.perf_counter() - start
+    try:  # closing the generators stops any worker processes at once on an error
+        if rank != 0:
+            _send_gops(own, link)
+            return {}
+        stream = _gather_gops(own, link, num_gops, gop_frames, src.num_frames, list(settings))
+        try:
+            done, seconds, sizes, (est_bits, lams, words, mses) = _write(
+                stream, paths, header, known, src.path, num_gops, progress, start)
+        finally:
+            stream.close()
+    finally:
+        own.close()
 
-    header = Header(video.width, video.height, video.num_frames, video.fps, gop_frames, len(starts),
-                    config, init_file.digest if init_file else bytes(16))
     results = {}
     for q, path in paths.items():
-        num_bytes = write_bitstream(path, header, records[q])
-        overhead = num_bytes - sum(4 * len(g.words) for g in records[q])  # all but the ANS words
-        try:
-            decoded = decode(path, None, device="cpu", init=[init_file] if init_file else None)
-        except NervcError:
-            if os.path.exists(path):
-                os.unlink(path)
-            raise
-        if num_bytes != os.path.getsize(path):
+        if sizes[q] != os.path.getsize(path):
             raise NervcError("internal error: written size differs from the file size")
-        results[q] = EncodeResult(str(path), num_bytes, video.width, video.height, video.num_frames,
-                                  video.fps, rgb_psnr(decoded.frames, video.frames), seconds,
+        overhead = sizes[q] - 4 * words[q]  # all but the ANS words
+        results[q] = EncodeResult(str(path), sizes[q], src.width, src.height, done, src.fps,
+                                  psnr_of_mse(np.concatenate(mses[q])), seconds,
                                   init_file.name if init_file else "random", q,
                                   overhead + int(math.ceil(est_bits[q] / 8)), lams[q])
     return results
 
 
 def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
-           quality: int = DEFAULT_QUALITY, **kwargs) -> EncodeResult:
+           quality: int = DEFAULT_QUALITY, **kwargs) -> EncodeResult | None:
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
     Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
-    seed, device, lr, batch, bpp, lam, progress, overwrite).
+    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed; on a
+    torch.distributed rank other than 0 this returns None).
     """
-    return encode_ladder(source, {quality: output}, **kwargs)[quality]
+    return encode_ladder(source, {quality: output}, **kwargs).get(quality)
