@@ -91,7 +91,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=2e-2, help="peak Adam learning rate")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (training device)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the fit runs (auto: "
+                   "CUDA when available)")
     p.add_argument("--jobs", type=int, default=1,
                    help="GOPs fitted at once, in worker processes (default 1; same bytes for any N)")
     p.add_argument("--distributed", action="store_true",

@@ -374,7 +374,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   steps: int | None = None, init: str | os.PathLike | InitFile | None = "default",
                   gop: int | None = None, frames: slice | None = None,
                   size: tuple[int, int] | None = None, fps: Fraction | None = None, seed: int = 0,
-                  device: str = "cpu", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
+                  device: str = "auto", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
                   lam: float | None = None, progress: bool = True,
                   overwrite: bool = False, jobs: int = 1, distributed: bool = False) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).

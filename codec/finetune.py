@@ -9,7 +9,11 @@ fraction of a bit (and, with an init, keeps the init's value).
 
 The fit is split so that several rungs of the ladder can share it: :func:`start_fit` builds the
 state, :func:`run_fit` advances it by a range of steps of one schedule, and the state can be
-copied (``copy.deepcopy``) to branch rungs off a common prefix.
+copied (:func:`branch`) to branch rungs off a common prefix.
+
+The loop runs where the frames are (CPU or CUDA) and never waits for the device inside a step:
+batches and rate noise come from generators on that device, the rate weight of ``--bpp`` is a
+device tensor, and the progress bar reads values back only every ``STATS_EVERY`` steps.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from metanerv.model import NeRV, decode_param_names, frame_times
 
 
 RATE_GAIN = 0.05  # log-lam change per step per unit of log rate error (--bpp)
+STATS_EVERY = 10  # steps between progress-bar updates (each one waits for the device)
+NOISE_SEED = 1_000_003  # step k's rate noise comes from seed * NOISE_SEED + k
 
 
 @dataclass
@@ -42,19 +48,24 @@ class FitSettings:
     decay_fraction: float = 0.4  # the last part of the schedule, where the step size decays
     target_bpp: float | None = None  # steer lam towards this rate instead of keeping it fixed
     seed: int = 0
+    compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
 
 
 @dataclass
 class FitState:
-    """Everything a fit carries between steps (deep-copyable to branch rungs)."""
+    """Everything a fit carries between steps (copy it with :func:`branch`)."""
 
-    resid: dict[str, Tensor]
+    resid: Tensor  # every decode tensor's residual in one flat leaf (``rate.unflatten`` views)
     rate: RateModel
     opt: torch.optim.Optimizer
-    gen: torch.Generator
+    gen: torch.Generator  # batch indices, on the fit's device
+    noise: torch.Generator  # the rate's uniform noise (re-seeded every step), on the fit's device
     lam: float = 0.3
     step: int = 0
-    bpp: float = 0.0  # the last step's rate estimate
+    bpp: float = 0.0  # with a target rate: the last step's rate of the rounded levels
+
+    def residuals(self) -> dict[str, Tensor]:
+        return self.rate.unflatten(self.resid.detach())
 
 
 @dataclass
@@ -93,73 +104,91 @@ def decay_start(s: FitSettings) -> int:
     return int(round(s.steps * (1.0 - s.decay_fraction)))
 
 
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> FitState:
     """Residuals start at the model's weights minus ``base`` (zero when fitting from an init)."""
     params = dict(model.named_parameters())
     names = decode_param_names(model)
+    dev = params[names[0]].device
     resid = {}
     for k in names:
-        b = base[k].to(params[k].device) if base is not None else None
         w = params[k].detach()
-        resid[k] = (w - b if b is not None else w).clone().requires_grad_(True)
+        resid[k] = w - base[k].to(dev) if base is not None else w
     steps = {k: initial_step(base[k] if base is not None else None, params[k].detach()) for k in names}
     rate = RateModel(resid, steps)
-    opt = torch.optim.Adam([{"params": list(resid.values()), "lr": s.lr},
-                            {"params": list(rate.parameters()), "lr": s.rate_lr}])
-    return FitState(resid, rate, opt, torch.Generator().manual_seed(s.seed), lam=s.lam)
+    flat = rate.flatten(resid).clone().requires_grad_(True)
+    fused = {"fused": True} if dev.type == "cuda" else {}
+    opt = torch.optim.Adam([{"params": [flat], "lr": s.lr},
+                            {"params": list(rate.parameters()), "lr": s.rate_lr}], **fused)
+    return FitState(flat, rate, opt, _generator(dev, s.seed), _generator(dev, s.seed * NOISE_SEED), lam=s.lam)
 
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
-            s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit") -> FitState:
+            s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit",
+            stats_every: int = STATS_EVERY) -> FitState:
     """Advance ``state`` to step ``until`` of an ``s.steps``-step cosine schedule.
 
-    ``frames`` is ``[n, 3, Hp, Wp]`` (padded), ``pixels`` the unpadded pixel count of the GOP
-    (the rate's denominator).
+    ``frames`` is ``[n, 3, Hp, Wp]`` (padded) on the fit's device, ``pixels`` the unpadded
+    pixel count of the GOP (the rate's denominator). Nothing inside a step waits for the
+    device; the progress bar reads the PSNR and rate every ``stats_every`` steps.
     """
     n = frames.shape[0]
-    names = list(state.resid)
     dev = frames.device
-    bases = {k: (base[k].to(dev) if base is not None else None) for k in names}
+    rate = state.rate
+    base_flat = rate.flatten({k: base[k].to(dev) for k in rate.names}) if base is not None else None
+    lam: float | Tensor = state.lam
+    if s.target_bpp:  # dual ascent on log lam, on the device
+        lam = torch.tensor(state.lam, dtype=torch.float64, device=dev)
+        bpp = torch.tensor(state.bpp, dtype=torch.float64, device=dev)
+    warmup, decay_from = max(s.steps // 20, 1), decay_start(s)
     bar = tqdm(range(state.step, until), desc=desc, disable=not progress, leave=False, unit="step")
     smooth = None
     for step in bar:
-        f = wsd_lr(step, s.steps, 1.0, warmup=max(s.steps // 20, 1), decay_from=decay_start(s))
+        f = wsd_lr(step, s.steps, 1.0, warmup=warmup, decay_from=decay_from)
         state.opt.param_groups[0]["lr"] = s.lr * f
         state.opt.param_groups[1]["lr"] = s.rate_lr * f
-        idx = torch.randperm(n, generator=state.gen)[: s.batch] if n > s.batch else torch.arange(n)
-        target = frames[idx.to(dev)]
-        q = state.rate.quantized(state.resid)
-        weights = {k: (bases[k] + q[k] if bases[k] is not None else q[k]) for k in names}
-        pred = functional_call(model, weights, (frame_times(idx, n).to(dev),))
-        dist = reconstruction_loss(pred, target, s.l1_weight)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s.seed * 1_000_003 + step)
-            bits = state.rate.bits(state.resid)
-        loss = dist + state.lam * bits / pixels
+        if n > s.batch:
+            idx = torch.randperm(n, generator=state.gen, device=dev)[: s.batch]
+        else:
+            idx = torch.arange(n, device=dev)
+        target = frames[idx]
+        # Seeded by step (a dedicated generator, not the global one): the same noise whatever
+        # came before, so a branched rung sees what a lone fit would.
+        state.noise.manual_seed(s.seed * NOISE_SEED + step)
+        noise = torch.rand(state.resid.shape, generator=state.noise, device=dev).sub_(0.5)
+        q, bits = rate.quantize_flat(state.resid, noise)
+        weights = rate.unflatten(base_flat + q if base_flat is not None else q)
+        pred = functional_call(model, weights, (frame_times(idx, n),))
+        dist = reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
+        loss = dist + (lam.float() if isinstance(lam, Tensor) else lam) * bits / pixels
         state.opt.zero_grad(set_to_none=True)
         loss.backward()
         state.opt.step()
-        if s.target_bpp:  # dual ascent on log lam: more weight on rate while over the target
+        if s.target_bpp:  # more weight on rate while over the target
             with torch.no_grad():  # the rounded levels' bits: what the file will hold
-                state.bpp = float(state.rate.bits(state.resid, noise=False)) / pixels
-            state.lam = float(np.clip(state.lam * math.exp(RATE_GAIN * math.log(state.bpp / s.target_bpp)),
-                                      1e-4, 1e4))
-        if progress and step % 10 == 0:
+                bpp = rate.quantize_flat(state.resid)[1].double() / pixels
+                lam = (lam * (bpp / s.target_bpp) ** RATE_GAIN).clamp(1e-4, 1e4)
+        if progress and step % stats_every == 0:
             p = float(psnr(pred.detach(), target))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
             bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{float(bits.detach()) / pixels:.3f}")
     bar.close()
+    if s.target_bpp:
+        state.lam, state.bpp = float(lam), float(bpp)
     state.step = until
     return state
 
 
 def finish_fit(state: FitState) -> CodedGop:
     """The integer levels and float16 steps the bitstream stores."""
-    names = list(state.resid)
+    names = state.rate.names
     steps, levels = [], []
-    for k in names:
+    for k, r in state.residuals().items():
         step = np.float16(state.rate.step_value(k))
-        lv = torch.round(state.resid[k].detach().float().cpu() / float(np.float32(step)))
+        lv = torch.round(r.float().cpu() / float(np.float32(step)))
         steps.append(step)
         levels.append(lv.to(torch.int64).numpy())
     return CodedGop(names, steps, levels)
@@ -174,8 +203,12 @@ def fit_gop(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, s: FitS
 
 
 def branch(state: FitState) -> FitState:
-    """An independent copy of a fit (tensors, optimizer moments, sampler) to continue apart."""
-    return copy.deepcopy(state)
+    """An independent copy of a fit (tensors, optimizer moments, generators) to continue apart."""
+    memo = {}
+    for g in (state.gen, state.noise):  # copied by state: a device generator need not deep-copy
+        memo[id(g)] = torch.Generator(device=g.device)
+        memo[id(g)].set_state(g.get_state())
+    return copy.deepcopy(state, memo)
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:

@@ -57,47 +57,76 @@ def f16_ste(x: Tensor) -> Tensor:
 
 
 class RateModel(torch.nn.Module):
-    """Per-tensor learned step (``log_step``) and Laplace scale (``log_scale``, in steps)."""
+    """Per-tensor learned step (``log_step``) and Laplace scale (``log_scale``, in steps).
+
+    The fit keeps every residual in one flat vector (the tensors of ``residuals`` in order):
+    the quantizer and the bit count are then a few whole-vector operations with each element's
+    step and scale gathered from the per-tensor parameters, not a graph per tensor.
+    ``quantized`` and ``bits`` take a dict of tensors as well.
+    """
 
     def __init__(self, residuals: dict[str, Tensor], init_steps: dict[str, float],
                  init_scale: float | None = None) -> None:
         super().__init__()
         self.names = list(residuals)
+        self.shapes = [tuple(r.shape) for r in residuals.values()]
+        self.sizes = [r.numel() for r in residuals.values()]
         dev = next(iter(residuals.values())).device
-        self.log_step = torch.nn.ParameterDict({
-            _key(k): torch.nn.Parameter(torch.tensor(math.log(init_steps[k]), device=dev))
-            for k in self.names})
-        self.log_scale = torch.nn.ParameterDict({
-            _key(k): torch.nn.Parameter(torch.tensor(math.log(init_scale or INIT_SCALE), device=dev))
-            for k in self.names})
+        self.log_step = torch.nn.Parameter(
+            torch.tensor([math.log(init_steps[k]) for k in self.names], device=dev))
+        self.log_scale = torch.nn.Parameter(
+            torch.full((len(self.names),), math.log(init_scale or INIT_SCALE), device=dev))
+        segment = torch.repeat_interleave(torch.arange(len(self.names)), torch.tensor(self.sizes))
+        self.register_buffer("segment", segment.to(dev), persistent=False)  # tensor of each element
+
+    def steps(self) -> Tensor:
+        """Every tensor's step as the bitstream will hold it: float16, at least the smallest normal."""
+        return f16_ste(self.log_step.exp().clamp(min=F16_TINY, max=6e4))
+
+    def scales(self) -> Tensor:
+        return self.log_scale.exp().clamp(min=0.02, max=1e4)
 
     def step(self, name: str) -> Tensor:
-        """The step as the bitstream will hold it: float16, at least the smallest normal."""
-        return f16_ste(self.log_step[_key(name)].exp().clamp(min=F16_TINY, max=6e4))
+        return self.steps()[self.names.index(name)]
 
     def scale(self, name: str) -> Tensor:
-        return self.log_scale[_key(name)].exp().clamp(min=0.02, max=1e4)
+        return self.scales()[self.names.index(name)]
+
+    def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
+        """One vector of the tensors of ``self.names``, in order."""
+        return torch.cat([tensors[k].reshape(-1) for k in self.names])
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """Views of ``flat`` shaped as the tensors (gradients flow back into ``flat``)."""
+        return {k: v.view(shape) for k, v, shape in zip(self.names, flat.split(self.sizes), self.shapes)}
+
+    def quantize_flat(self, flat: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(step * round(flat / step), bits)`` of a flat residual vector.
+
+        ``noise`` (uniform in [-1/2, 1/2), one per element) relaxes the rounding for the bit
+        count; without it the bits are those of the rounded levels (what the file holds).
+        """
+        st = self.steps().index_select(0, self.segment)
+        x = flat / st
+        levels = round_ste(x)
+        bits = laplace_bits(x + noise if noise is not None else levels,
+                            self.scales().index_select(0, self.segment)).sum()
+        return levels * st, bits
 
     def quantized(self, residuals: dict[str, Tensor]) -> dict[str, Tensor]:
         """``step * round(r / step)`` per tensor: what the decoder will add to the base."""
-        return {k: round_ste(r / self.step(k)) * self.step(k) for k, r in residuals.items()}
+        return self.unflatten(self.quantize_flat(self.flatten(residuals))[0])
 
-    def bits(self, residuals: dict[str, Tensor], noise: bool = True) -> Tensor:
+    def bits(self, residuals: dict[str, Tensor], noise: bool = True,
+             generator: torch.Generator | None = None) -> Tensor:
         """Differentiable estimate of the coded bits of every level."""
-        total = None
-        for k, r in residuals.items():
-            x = r / self.step(k)
-            x = x + (torch.rand_like(x) - 0.5) if noise else round_ste(x)
-            b = laplace_bits(x, self.scale(k)).sum()
-            total = b if total is None else total + b
-        return total
+        flat = self.flatten(residuals)
+        u = (torch.rand(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype) - 0.5
+             if noise else None)
+        return self.quantize_flat(flat, u)[1]
 
     def step_value(self, name: str) -> float:
         return float(self.step(name).detach())
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "__")
 
 
 def initial_step(base: Tensor | None, residual: Tensor) -> float:
