@@ -23,7 +23,8 @@ from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
                             run_fit, start_fit)
 from codec.inits import resolve_init
-from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, DEFAULT_STEPS, LADDER
+from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER
+from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, check_output, read_video
 from metanerv.init_file import InitFile
@@ -44,7 +45,9 @@ class EncodeResult:
     quality: int | None = None
     estimated_bytes: int = 0  # payload bits the entropy models predict, plus the exact overhead
     lam: float = 0.0  # the rate weight the fit ended with
-
+    preset: str = DEFAULT_PRESET
+    steps: int = 0  # fitting steps of this output, summed over its GOPs
+    total_seconds: float = 0.0  # from the start until this output was written and verified
 
     @property
     def bpp(self) -> float:
@@ -58,12 +61,13 @@ def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
-def _settings(quality: int, steps: int | None, seed: int, lr: float, batch: int,
+def _settings(quality: int, steps: int | None, seed: int, lr: float | None, batch: int | None,
               bpp: float | None, lam: float | None) -> FitSettings:
+    """Steps, lr and batch left None come from the preset, per GOP (FitSettings' meanwhile)."""
     if quality not in LADDER:
         raise NervcError(f"quality {quality} not in {sorted(LADDER)}")
-    s = FitSettings(steps=DEFAULT_STEPS if steps is None else steps, lr=lr, batch=batch, seed=seed,
-                    lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp)
+    given = {k: v for k, v in {"steps": steps, "lr": lr, "batch": batch}.items() if v is not None}
+    s = FitSettings(seed=seed, lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp, **given)
     if s.steps < 0:
         raise NervcError("--steps must be >= 0")
     if s.batch < 1:
@@ -90,19 +94,22 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
                   steps: int | None = None, init: str | os.PathLike | InitFile | None = "default",
                   gop: int | None = None, frames: slice | None = None,
                   size: tuple[int, int] | None = None, fps: Fraction | None = None, seed: int = 0,
-                  device: str = "cpu", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
-                  lam: float | None = None, progress: bool = True,
-                  overwrite: bool = False) -> dict[int, EncodeResult]:
+                  device: str = "cpu", lr: float | None = None, batch: int | None = None,
+                  bpp: float | None = None, lam: float | None = None, progress: bool = True,
+                  overwrite: bool = False, preset: str = DEFAULT_PRESET) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the geometric
     mean of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
-    only) steers the rate weight to hit that many bits per pixel.
+    only) steers the rate weight to hit that many bits per pixel. ``preset``
+    (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
+    and ``lr`` given explicitly win over it.
     """
     if not outputs:
         raise NervcError("no output requested")
     if bpp is not None and len(outputs) > 1:
         raise NervcError("--bpp sets one rate: ask for one output")
+    check_preset(preset)
     settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()}
     dev = pick_device(device)
@@ -123,6 +130,7 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
     records: dict[int, list[GopRecord]] = {q: [] for q in outputs}
     est_bits = {q: 0.0 for q in outputs}
     lams = {q: 0.0 for q in outputs}
+    fit_steps = {q: 0 for q in outputs}
     starts = list(range(0, video.num_frames, gop_frames))
     for gi, first in enumerate(tqdm(starts, desc="encode", unit="GOP", disable=not progress or len(starts) == 1)):
         chunk = video.frames[first:first + gop_frames]
@@ -131,12 +139,15 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
         model = build_model(config, grid_hw, init_file.state if init_file else None, seed=seed + gi).to(dev)
         base = {k: v.to(dev) for k, v in init_state.items()} if init_state else None
         label = f" GOP {gi + 1}/{len(starts)}" if len(starts) > 1 else ""
-        common = replace(first_s, seed=seed + gi, lam=shared_lam)
+        gop_fit = fit_overrides(preset, video.width, video.height, chunk.shape[0], config.total_stride,
+                                given={"steps": steps, "batch": batch, "lr": lr})
+        common = replace(first_s, seed=seed + gi, lam=shared_lam, **gop_fit)
         state = start_fit(model, base, common)
         prefix = decay_start(common) if len(settings) > 1 else common.steps
         run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
         for q, s in settings.items():
-            s = replace(s, seed=seed + gi)
+            s = replace(s, seed=seed + gi, **gop_fit)
+            fit_steps[q] += s.steps
             mine = state
             if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
                 mine = branch(state)
@@ -166,7 +177,8 @@ def encode_ladder(source: str | os.PathLike | Video, outputs: dict[int, str | os
         results[q] = EncodeResult(str(path), num_bytes, video.width, video.height, video.num_frames,
                                   video.fps, rgb_psnr(decoded.frames, video.frames), seconds,
                                   init_file.name if init_file else "random", q,
-                                  overhead + int(math.ceil(est_bits[q] / 8)), lams[q])
+                                  overhead + int(math.ceil(est_bits[q] / 8)), lams[q], preset,
+                                  fit_steps[q], time.perf_counter() - start)
     return results
 
 
@@ -175,6 +187,6 @@ def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
     Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
-    seed, device, lr, batch, bpp, lam, progress, overwrite).
+    seed, device, lr, batch, bpp, lam, progress, overwrite, preset).
     """
     return encode_ladder(source, {quality: output}, **kwargs)[quality]
