@@ -258,6 +258,10 @@ class SvtAv1(PyAVCodec):
         return f"SVT-AV1 {v or '(unknown build)'} (decoder dav1d {d or '?'})"
 
 
+LEGACY_BATCH = 8  # frames per step of every nervc record made with --steps
+BENCH_PRESET = "medium"  # what nervc runs when the benchmark gives no --steps
+
+
 class Nervc:
     """nervc through its Python API at one quality level; ``init`` 'default' or 'random'.
 
@@ -292,7 +296,16 @@ class Nervc:
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"quality": self.quality, "init": self.init, "steps": self.steps, "seed": self.seed}
+        opts = {"quality": self.quality, "init": self.init, "steps": self.steps, "seed": self.seed}
+        if self.steps is None:  # the encoder's preset decides (records of the old default differ)
+            opts["preset"] = BENCH_PRESET
+        return opts
+
+    @property
+    def fit_kwargs(self) -> dict[str, Any]:
+        """``--steps N`` keeps its rd-v1/rd-v2 meaning, N steps of 8 frames (the batch the
+        encoder used before presets); without it the encoder's default preset decides."""
+        return {"batch": LEGACY_BATCH} if self.steps is not None else {"preset": BENCH_PRESET}
 
     @classmethod
     def version(cls, init: str = "default") -> str:
@@ -339,7 +352,7 @@ class Nervc:
             t0 = time.perf_counter()
             res = codec.encode_ladder(Video(np.ascontiguousarray(frames), Fraction(fps)), outs,
                                       init=first.init, steps=first.steps, seed=first.seed,
-                                      progress=False, overwrite=True)
+                                      progress=False, overwrite=True, **first.fit_kwargs)
             wall = time.perf_counter() - t0
             for p in points:
                 r = res[p.quality]

@@ -71,17 +71,33 @@ def _raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _wants_preset_help(argv: list[str]) -> bool:
+    """``--preset help`` (or ``--preset=help``) anywhere: list the presets, encode nothing."""
+    return any(x == "--preset=help" or (x == "--preset" and nxt == "help")
+               for x, nxt in zip(argv, [*argv[1:], None]))
+
+
 def encode_main(argv: list[str]) -> int:
+    from codec import presets
     from codec.encoder import encode
-    from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
+    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, QUALITY_LEVELS
     from nervcore.video_io import parse_fps, parse_size
 
-    p = _Parser(prog="nervc encode", description="Encode a video into a .nerv bitstream.")
+    if _wants_preset_help(argv):
+        print(presets.table_text())
+        return 0
+    p = _Parser(prog="nervc encode", description="Encode a video into a .nerv bitstream.",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog=presets.table_text() + "\n\n--steps, --batch and --lr, when given, win over the preset's.")
     p.add_argument("input", help="video file, raw .yuv/.i420, .y4m or folder of PNG frames")
     p.add_argument("output", help="output .nerv file")
     p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, choices=QUALITY_LEVELS,
                    help=f"quality ladder rung (default {DEFAULT_QUALITY})")
-    p.add_argument("--steps", type=int, help="fine-tuning steps per GOP")
+    p.add_argument("--preset", default=presets.DEFAULT_PRESET, metavar="NAME",
+                   help=f"encode effort: {', '.join(presets.PRESET_NAMES)} (default "
+                        f"{presets.DEFAULT_PRESET}; 'help' lists their schedules)")
+    p.add_argument("--steps", type=int, help="fine-tuning steps per GOP (expert; overrides the preset's)")
+    p.add_argument("--batch", type=int, help="frames per fitting step (expert; overrides the preset's)")
     p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q)")
     p.add_argument("--lam", type=float, help="rate weight of the fit (expert; overrides -q)")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
@@ -90,7 +106,7 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--size", help="WxH of a raw YUV input")
     p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=2e-2, help="peak Adam learning rate")
+    p.add_argument("--lr", type=float, help="peak Adam learning rate (expert; default: the preset's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the fit runs (auto: "
                    "CUDA when available)")
     p.add_argument("--jobs", type=int, default=1,
@@ -101,19 +117,30 @@ def encode_main(argv: list[str]) -> int:
     _common_overwrite(p)
     a = p.parse_args(argv)
     _check_device(a.device)
-    _check_bounds(a, {"lr": ("(]", 0, math.inf), "jobs": ("[]", 1, math.inf)})
+    _check_bounds(a, {"lr": ("(]", 0, math.inf), "batch": ("[]", 1, math.inf), "jobs": ("[]", 1, math.inf)})
+    presets.check_preset(a.preset)
     if not a.distributed and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         raise NervcError("started by torchrun with several ranks: add --distributed to split the "
                          "GOPs over them (otherwise every rank would encode the whole video)")
     r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bpp=a.bpp, lam=a.lam,
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
-               fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr,
-               progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed)
+               fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr, batch=a.batch,
+               progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed,
+               preset=a.preset)
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
           f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
           f"encode {r.encode_seconds:.1f} s, init {r.init}")
+    mp = r.width * r.height * r.num_frames / 1e6
+    line = (f"preset {r.preset}{' (--steps given)' if a.steps is not None else ''}: {r.steps} steps, "
+            f"{r.steps / max(r.encode_seconds, 1e-9):.2f} steps/s, {r.total_seconds / mp:.2f} s/MP "
+            f"with the verification decode")
+    if a.steps is None and a.lr is None and a.batch is None:
+        gop = min(a.gop or DEFAULT_GOP, r.num_frames)
+        predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop)
+        line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
+    print(line)
     return 0
 
 

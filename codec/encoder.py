@@ -38,8 +38,9 @@ from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
                             run_fit, start_fit)
 from codec.inits import resolve_init
-from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, DEFAULT_STEPS, LADDER
+from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER
 from codec.parallel import RankLink, in_order_pool, start_distributed
+from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile
@@ -60,6 +61,9 @@ class EncodeResult:
     quality: int | None = None
     estimated_bytes: int = 0  # payload bits the entropy models predict, plus the exact overhead
     lam: float = 0.0  # the rate weight the fit ended with
+    preset: str = DEFAULT_PRESET
+    steps: int = 0  # fitting steps of this output, summed over its GOPs
+    total_seconds: float = 0.0  # from the start until this output was written and verified
 
 
     @property
@@ -85,12 +89,13 @@ def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return psnr_of_mse(frame_mse(a, b))
 
 
-def _settings(quality: int, steps: int | None, seed: int, lr: float, batch: int,
+def _settings(quality: int, steps: int | None, seed: int, lr: float | None, batch: int | None,
               bpp: float | None, lam: float | None) -> FitSettings:
+    """Steps, lr and batch left None come from the preset, per GOP (FitSettings' meanwhile)."""
     if quality not in LADDER:
         raise NervcError(f"quality {quality} not in {sorted(LADDER)}")
-    s = FitSettings(steps=DEFAULT_STEPS if steps is None else steps, lr=lr, batch=batch, seed=seed,
-                    lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp)
+    given = {k: v for k, v in {"steps": steps, "lr": lr, "batch": batch}.items() if v is not None}
+    s = FitSettings(seed=seed, lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp, **given)
     if s.steps < 0:
         raise NervcError("--steps must be >= 0")
     if s.batch < 1:
@@ -127,6 +132,17 @@ class GopPlan:
     device: str = "cpu"
     init: dict[str, np.ndarray] | None = None  # the init file's tensors, float32
     base: dict[str, np.ndarray] | None = None  # the init with the video's grid: delta coding's base
+    preset: str = DEFAULT_PRESET  # sets each GOP's steps, batch and lr from its size
+    given: dict[str, float | int | None] | None = None  # steps/batch/lr the caller fixed (win)
+
+    def gop_fit(self, frames: int) -> dict:
+        """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``)."""
+        return fit_overrides(self.preset, self.width, self.height, frames, self.config.total_stride,
+                             given=self.given)
+
+    def gop_steps(self, frames: int) -> int:
+        """Fitting steps one rung of a GOP of ``frames`` frames runs."""
+        return int(self.gop_fit(frames).get("steps", next(iter(self.settings.values())).steps))
 
     @staticmethod
     def _tensors(arrays: dict[str, np.ndarray] | None) -> dict[str, torch.Tensor] | None:
@@ -178,13 +194,14 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
     base_cpu = plan.base_tensors()
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
-    common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()))
+    gop_fit = plan.gop_fit(chunk.shape[0])
+    common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()), **gop_fit)
     state = start_fit(model, base, common)
     prefix = decay_start(common) if len(settings) > 1 else common.steps
     run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
     out = {}
     for q, s in settings.items():
-        s = replace(s, seed=seed)
+        s = replace(s, seed=seed, **gop_fit)
         mine = state
         if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
             mine = branch(state)
@@ -374,14 +391,17 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   steps: int | None = None, init: str | os.PathLike | InitFile | None = "default",
                   gop: int | None = None, frames: slice | None = None,
                   size: tuple[int, int] | None = None, fps: Fraction | None = None, seed: int = 0,
-                  device: str = "auto", lr: float = 2e-2, batch: int = 8, bpp: float | None = None,
-                  lam: float | None = None, progress: bool = True,
-                  overwrite: bool = False, jobs: int = 1, distributed: bool = False) -> dict[int, EncodeResult]:
+                  device: str = "auto", lr: float | None = None, batch: int | None = None,
+                  bpp: float | None = None, lam: float | None = None, progress: bool = True,
+                  overwrite: bool = False, jobs: int = 1, distributed: bool = False,
+                  preset: str = DEFAULT_PRESET) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
     of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
-    only) steers the rate weight to hit that many bits per pixel.
+    only) steers the rate weight to hit that many bits per pixel. ``preset``
+    (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
+    and ``lr`` given explicitly win over it.
 
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
@@ -393,18 +413,21 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         raise NervcError("no output requested")
     if bpp is not None and len(outputs) > 1:
         raise NervcError("--bpp sets one rate: ask for one output")
+    check_preset(preset)
     settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
+    given = {"steps": steps, "batch": batch, "lr": lr}
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise NervcError("--jobs must be >= 1")
     link, stop = start_distributed() if distributed else (None, lambda: None)
     try:
-        return _encode(source, outputs, settings, link, init=init, gop=gop, frames=frames,
+        return _encode(source, outputs, settings, link, preset, given, init=init, gop=gop, frames=frames,
                        size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs)
     finally:
         stop()
 
 
-def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, *, init, gop,
+def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, preset: str,
+            given: dict, *, init, gop,
             frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
@@ -440,7 +463,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
         init_arrays = {k: v.detach().float().cpu().numpy() for k, v in init_file.state.items()}
         base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, grid_hw).items()}
     plan = GopPlan(config, decode_config, grid_hw, src.width, src.height, settings, device,
-                   init_arrays, base_arrays)
+                   init_arrays, base_arrays, preset, given)
     own = _coded_gops(src, gop_frames, plan, jobs, rank, world, num_gops, progress and jobs == 1)
 
     try:  # closing the generators stops any worker processes at once on an error
@@ -456,6 +479,9 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     finally:
         own.close()
 
+    full, rest = divmod(done, gop_frames)
+    fit_steps = full * plan.gop_steps(gop_frames) + (plan.gop_steps(rest) if rest else 0)
+    total = time.perf_counter() - start
     results = {}
     for q, path in paths.items():
         if sizes[q] != os.path.getsize(path):
@@ -464,7 +490,8 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
         results[q] = EncodeResult(str(path), sizes[q], src.width, src.height, done, src.fps,
                                   psnr_of_mse(np.concatenate(mses[q])), seconds,
                                   init_file.name if init_file else "random", q,
-                                  overhead + int(math.ceil(est_bits[q] / 8)), lams[q])
+                                  overhead + int(math.ceil(est_bits[q] / 8)), lams[q], preset,
+                                  fit_steps, total)
     return results
 
 
@@ -473,7 +500,7 @@ def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
     Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
-    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed; on a
+    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset; on a
     torch.distributed rank other than 0 this returns None).
     """
     return encode_ladder(source, {quality: output}, **kwargs).get(quality)

@@ -45,6 +45,8 @@ ROWS: list[tuple[str, str, str]] = [
     (f"encode {{clip}} {{out}}/o.nerv --lr -1 {ENC}", "--lr", "enc-lr-neg"),
     (f"encode {{clip}} {{out}}/o.nerv --lr 0 {ENC}", "--lr", "enc-lr0"),
     (f"encode {{clip}} {{out}}/o.nerv --lr nan {ENC}", "--lr", "enc-lr-nan"),
+    (f"encode {{clip}} {{out}}/o.nerv --batch 0 {ENC}", "--batch", "enc-batch0"),
+    (f"encode {{clip}} {{out}}/o.nerv --preset turbo {ENC}", "valid presets", "enc-preset-unknown"),
     (f"encode {{clip}} {{out}}/o.nerv --frames 5:2 {ENC}", "frame range", "enc-frames-reversed"),
     (f"encode {{clip}} {{out}}/o.nerv --frames 1:1 {ENC}", "frame range", "enc-frames-empty"),
     (f"encode {{clip}} {{out}}/o.nerv --frames a:b {ENC}", "frame range", "enc-frames-ab"),

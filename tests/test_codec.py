@@ -46,11 +46,12 @@ def test_same_seed_same_bytes_and_bit_exact_decode(tmp_path, bus):
 
 
 def test_training_improves_psnr_and_a_higher_rate_weight_costs_fewer_bytes(tmp_path, bus):
-    short = codec.encode(bus, tmp_path / "s.nerv", steps=2, lam=0.1, init="random", progress=False)
-    longer = codec.encode(bus, tmp_path / "l.nerv", steps=60, lam=0.1, init="random", progress=False)
+    # batch 8, the encoder's batch before presets, when these margins were set
+    short = codec.encode(bus, tmp_path / "s.nerv", steps=2, lam=0.1, init="random", batch=8, progress=False)
+    longer = codec.encode(bus, tmp_path / "l.nerv", steps=60, lam=0.1, init="random", batch=8, progress=False)
     assert longer.psnr > short.psnr + 1.0
-    fat = codec.encode(bus, tmp_path / "f.nerv", steps=20, lam=0.05, progress=False)
-    thin = codec.encode(bus, tmp_path / "t.nerv", steps=20, lam=5.0, progress=False)
+    fat = codec.encode(bus, tmp_path / "f.nerv", steps=20, lam=0.05, batch=8, progress=False)
+    thin = codec.encode(bus, tmp_path / "t.nerv", steps=20, lam=5.0, batch=8, progress=False)
     assert thin.num_bytes < 0.7 * fat.num_bytes
 
 

@@ -1,0 +1,220 @@
+"""Encode-effort presets: x264's names mapped to a deterministic fitting schedule per GOP.
+
+A preset is a compute budget in seconds per megapixel of video (width x height x frames) for
+one output (one rung of the ladder). The schedule spends it on steps of the v2 fit
+(``codec/finetune.py::run_fit``) through a cost model of one step,
+
+    seconds(step) = FIXED_S + NS_PER_PIXEL * 1e-9 * batch * padded_frame_pixels
+
+so the number of steps follows from the GOP's size: a GOP twice as long gets the same visits
+per frame at twice the cost, i.e. the same cost per megapixel. The rest of an encode (entropy
+coding, writing, the verification decode of the file) costs ``OVERHEAD_S_PER_MP``; a preset's
+predicted seconds are both. Rungs fitted together share the schedule's stable phase, so k
+rungs cost about ``0.6 + 0.4 k`` times one rung's fit (``codec/ladder.py``).
+
+Cost model calibration (``python -m benchmarks.presets calibrate``, recorded in
+``benchmarks/results/presets_calibration.json``), 2026-11-27 19:06-19:11 UTC, the 2-core
+development machine (Intel Xeon @ 2.50GHz VM, 2 vCPUs, torch 2.13.0+cpu), niced, on a machine
+that was never idle that evening: load average 4.2-6.5 (a meta-training run, the rd benchmark
+and other agents' experiments). Per step of ``run_fit`` with the shipped init, the minimum over
+3-8 steps, seconds:
+
+    frame      batch   1 thread: CPU (wall)    2 threads: CPU (wall)
+    176x144      2        0.145 (0.37)            0.69 (1.74)
+    176x144      8        0.358 (1.67)            0.94 (2.67)
+    352x288      2        0.323 (1.53)            0.95 (1.78)
+    352x288      8        1.262 (5.78)            1.65 (3.77)
+    832x480      2        1.237 (5.62)            1.82 (4.22)
+    832x480      8        6.18 (12.3)             7.97 (17.6)
+
+On a machine that loaded, the wall time of a niced process measures its share of the CPUs, and
+a 2-thread process's CPU time includes OpenMP's spin-waiting for a descheduled thread (QCIF,
+batch 2: 0.69 s of CPU on 2 threads against 0.145 s on one). The one load-robust number is
+the 1-thread process CPU time, fitted (relative least squares, cells of at most
+``MAX_STEP_PIXELS`` per step) as 69 ms + 1411 ns per (batch x padded pixel); the constants
+below round that up.
+
+A second run at 19:47-19:49 UTC (``benchmarks/results/presets_calibration_load2.json``), when
+only the rd benchmark (niced) shared the machine, load 2.1-2.7, found 1-thread wall = CPU and
+29 ms + 1185 ns: QCIF / CIF / 832x480 at batch 2 took 0.098 / 0.247 / 1.037 s, which the model
+overestimates by 46 / 47 / 18 %. So contention inflates even CPU time, and the model is
+pessimistic for a quieter machine. The same run's 2-thread steps took 0.62 / 1.04 / 2.19 s:
+with one other busy process, torch's default of 2 threads was 2-6x SLOWER than 1 thread (a
+thread waiting at every op's barrier for its descheduled sibling). The presets predict one
+thread's time; an encode on a shared machine should run with one thread. The fixed cost is v2's rate model (quantize, bit estimate and Adam on every
+one of ~90k weights in ~20 small tensors), about a third of a CIF batch-2 step. The non-fit
+part of an encode (entropy coding, writing, verification decode, PSNR) was 0.33 s of CPU per
+MP on ``fixtures/desk_320x240_36f.mp4``; ``OVERHEAD_S_PER_MP`` rounds it up.
+
+End to end, ``nervc encode`` of the bundled carphone clip (176x144, 120 frames, 3.04 MP, ``-q 5``,
+``medium``: 180 steps of batch 2 at 8.5 s/MP of fit budget, 8.9 s/MP predicted) took 25.1 s of
+process CPU on one thread (``OMP_NUM_THREADS=1``, ``/usr/bin/time``, 3.9 s of interpreter and
+import start-up subtracted), 8.3 s/MP, at load 5-8; with a 9.0 s/MP fit budget it had taken
+10.4 s/MP at load ~5, hence ``medium``'s 8.5.
+
+Batch and learning rate: at equal compute (the cost model above), small batches fit better on
+v2 too. 16 frames of ``train/chaplin.mp4`` (frames 40-55, box-reduced to 320x180), shipped
+init, ``-q 3`` (lam 3.2), lr 2e-2: batch 2 / batch 8 reached 17.47 dB at 0.125 bpp / 15.81 dB
+at 0.257 bpp for 8 s of modelled compute (47 / 16 steps) and 19.15 dB at 0.044 bpp / 18.07 dB
+at 0.120 bpp for 20 s (117 / 40 steps): batch 2 is better in both quality and rate (more
+steps also move more weights to level 0: the rate term's gradient does not grow with the
+batch). At batch 2 and 8 s, lr 1e-2 gave 17.13 dB at 0.093 bpp and 4e-2 12.14 dB at 0.090 bpp,
+so the v2 default 2e-2 stays. The batch is capped by the GOP's frame count and by
+``MAX_STEP_PIXELS`` (720p and larger: one frame per step).
+
+Compute against quality: ``medium`` spends about a quarter of what the encoder's earlier fixed
+default did (300 steps of batch 8: 129 s, 42 s/MP, for the README's demo of the same clip);
+``slower`` costs about that.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nervcore.errors import NervcError
+
+# ---- cost model (see the module docstring for how these were measured)
+FIXED_S = 0.07  # per-step cost independent of the batch: the rate model's ops on every weight
+NS_PER_PIXEL = 1450.0  # seconds per (padded frame pixel x batch) of one step, x 1e9
+OVERHEAD_S_PER_MP = 0.4  # coding, writing and the verification decode, per MP of video
+MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one step unless one
+# frame is larger: the per-pixel cost rises once a step outgrows the caches, and small batches
+# fit better at equal compute anyway
+MIN_STEPS = 10  # a GOP so small that its budget buys fewer steps still gets these, as long
+MIN_STEPS_SECONDS = 2.0  # as they cost at most this (a lone 1080p frame keeps its budget)
+DEFAULT_PRESET = "medium"
+TARGET_S_PER_MP = 10.0  # what ``medium`` must cost at most, everything included
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """What a preset name fixes; the step count follows from the GOP's size."""
+
+    fit_seconds_per_mp: float  # fitting budget per megapixel of video under the cost model
+    batch: int = 2  # frames per step before the GOP and per-step pixel caps
+    lr: float = 2e-2  # peak learning rate of the residuals (FitSettings.lr)
+
+
+PRESETS: dict[str, PresetSpec] = {
+    "ultrafast": PresetSpec(0.6),
+    "superfast": PresetSpec(1.2),
+    "veryfast": PresetSpec(2.0),
+    "faster": PresetSpec(3.2),
+    "fast": PresetSpec(5.4),
+    "medium": PresetSpec(8.5),
+    "slow": PresetSpec(18.0),
+    "slower": PresetSpec(36.0),
+    "veryslow": PresetSpec(72.0),
+}
+PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)  # fastest first
+
+
+@dataclass(frozen=True)
+class PresetSchedule:
+    """The fit of one GOP under a preset, and what it is predicted to cost."""
+
+    preset: str
+    steps: int
+    batch: int
+    lr: float
+    megapixels: float  # of the GOP: width x height x frames / 1e6, unpadded
+    fit_seconds: float  # predicted, the fit alone
+    predicted_seconds: float  # predicted, fit + coding + verification decode, one output
+    visits_per_frame: float  # steps * batch / frames
+
+    @property
+    def predicted_seconds_per_mp(self) -> float:
+        return self.predicted_seconds / self.megapixels
+
+    def overrides(self) -> dict[str, Any]:
+        """The ``codec.finetune.FitSettings`` fields this schedule sets."""
+        return {"steps": self.steps, "batch": self.batch, "lr": self.lr}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_preset(preset: object) -> PresetSpec:
+    """The spec of ``preset``; an unknown name is a user error that lists the valid ones."""
+    try:
+        return PRESETS[preset]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise NervcError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESET_NAMES)}") from None
+
+
+def step_seconds(batch: int, frame_pixels: float) -> float:
+    """Predicted seconds of one fitting step (cost model, one thread)."""
+    return FIXED_S + NS_PER_PIXEL * 1e-9 * batch * frame_pixels
+
+
+def padded_pixels(width: int, height: int, stride: int = 16) -> int:
+    """Pixels of one frame as the model sees it: padded up to a multiple of ``stride``."""
+    return (-(-width // stride) * stride) * (-(-height // stride) * stride)
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NervcError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def schedule(preset: str, width: int, height: int, frames: int, stride: int = 16) -> PresetSchedule:
+    """The schedule ``preset`` gives a GOP of ``frames`` frames of ``width x height``.
+
+    Deterministic (a pure function of its arguments). A slower preset never gets fewer frame
+    visits (``steps * batch``) than a faster one for the same GOP.
+    """
+    spec = check_preset(preset)
+    width, height = _positive_int(width, "width"), _positive_int(height, "height")
+    frames, stride = _positive_int(frames, "GOP frame count"), _positive_int(stride, "stride")
+    frame_px = padded_pixels(width, height, stride)
+    mp = width * height * frames / 1e6
+    visits = 0  # the previous (faster) preset's steps * batch: never fewer for a slower one
+    for name in PRESET_NAMES:  # walk up to this preset
+        s = PRESETS[name]
+        batch = max(1, min(s.batch, frames, MAX_STEP_PIXELS // frame_px))
+        cost = step_seconds(batch, frame_px)
+        floor = max(1, min(MIN_STEPS, math.floor(MIN_STEPS_SECONDS / cost)))
+        steps = max(floor, math.floor(s.fit_seconds_per_mp * mp / cost), -(-visits // batch))
+        visits = steps * batch
+        if name == preset:
+            break
+    fit = steps * step_seconds(batch, frame_px)
+    return PresetSchedule(preset, steps, batch, spec.lr, mp, fit, fit + OVERHEAD_S_PER_MP * mp,
+                          steps * batch / frames)
+
+
+def fit_overrides(preset: str, width: int, height: int, frames: int, stride: int = 16,
+                  given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``FitSettings`` fields (steps, batch, lr) of ``preset`` for one GOP, leaving out those
+    ``given`` explicitly (not None): an expert's ``--steps`` wins over the preset's."""
+    out = schedule(preset, width, height, frames, stride).overrides()
+    return {k: v for k, v in out.items() if (given or {}).get(k) is None}
+
+
+def predict_seconds(preset: str, width: int, height: int, num_frames: int, gop_frames: int,
+                    stride: int = 16) -> float:
+    """Predicted seconds of encoding a whole video to one output (every GOP's schedule)."""
+    gop_frames = min(_positive_int(gop_frames, "GOP size"), _positive_int(num_frames, "frame count"))
+    full, rest = divmod(num_frames, gop_frames)
+    total = full * schedule(preset, width, height, gop_frames, stride).predicted_seconds
+    return total + (schedule(preset, width, height, rest, stride).predicted_seconds if rest else 0.0)
+
+
+def table(width: int = 352, height: int = 288, frames: int = 120) -> list[PresetSchedule]:
+    """Every preset's schedule for one GOP, fastest first."""
+    return [schedule(p, width, height, frames) for p in PRESET_NAMES]
+
+
+def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
+    """The presets as a short text table (``nervc encode --preset help``)."""
+    lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output; s/MP is "
+             "predicted, for one thread:",
+             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s}"]
+    for r in table(width, height, frames):
+        mark = "  (default)" if r.preset == DEFAULT_PRESET else ""
+        lines.append(f"  {r.preset:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
+                     f"{r.predicted_seconds_per_mp:6.1f}{mark}")
+    return "\n".join(lines)
