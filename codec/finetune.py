@@ -144,7 +144,7 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
         lam = torch.tensor(state.lam, dtype=torch.float64, device=dev)
         bpp = torch.tensor(state.bpp, dtype=torch.float64, device=dev)
     warmup, decay_from = max(s.steps // 20, 1), decay_start(s)
-    bar = tqdm(range(state.step, until), desc=desc, disable=not progress, leave=False, unit="step")
+    bar = tqdm(range(state.step, until), desc=desc, disable=not progress or until <= state.step, leave=False, unit="step")
     smooth = None
     for step in bar:
         f = wsd_lr(step, s.steps, 1.0, warmup=warmup, decay_from=decay_from)
