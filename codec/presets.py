@@ -12,8 +12,17 @@ coding, writing, the verification decode of the file) costs ``OVERHEAD_S_PER_MP`
 predicted seconds are both. Rungs fitted together share the schedule's stable phase, so k
 rungs cost about ``0.6 + 0.4 k`` times one rung's fit (``codec/ladder.py``).
 
-Cost model calibration (``python -m benchmarks.presets calibrate``, recorded in
-``benchmarks/results/presets_calibration.json``), 2026-11-27 19:06-19:11 UTC, the 2-core
+Cost model calibration, current constants: ``python -m benchmarks.presets calibrate --seconds 4
+--threads 1`` on the idle 2-core machine (2026-11-27 20:36 UTC, load 0.4-0.75, nothing else
+running; ``benchmarks/results/presets_calibration.json``): one thread, wall = CPU, 4.8 ms +
+1245 ns per (batch x padded pixel); QCIF / CIF / 832x480 at batch 2: 0.071 / 0.210 / 1.266 s,
+at batch 8: 0.266 / 1.043 / 6.166 s; the non-fit part 0.33 s/MP. ``FIXED_S`` and
+``NS_PER_PIXEL`` round that up (6 ms, 1300 ns). The 70 ms of fixed cost the first calibration
+found (below) was the loaded machine's, not the step's: on a quiet machine ``medium`` got half
+the QCIF steps it could afford.
+
+The first calibration (kept in ``benchmarks/results/presets_calibration_load5.json``),
+2026-11-27 19:06-19:11 UTC, the 2-core
 development machine (Intel Xeon @ 2.50GHz VM, 2 vCPUs, torch 2.13.0+cpu), niced, on a machine
 that was never idle that evening: load average 4.2-6.5 (a meta-training run, the rd benchmark
 and other agents' experiments). Per step of ``run_fit`` with the shipped init, the minimum over
@@ -76,8 +85,8 @@ from typing import Any
 from nervcore.errors import NervcError
 
 # ---- cost model (see the module docstring for how these were measured)
-FIXED_S = 0.07  # per-step cost independent of the batch: the rate model's ops on every weight
-NS_PER_PIXEL = 1450.0  # seconds per (padded frame pixel x batch) of one step, x 1e9
+FIXED_S = 0.006  # per-step cost independent of the batch: the rate model's ops on every weight
+NS_PER_PIXEL = 1300.0  # seconds per (padded frame pixel x batch) of one step, x 1e9
 OVERHEAD_S_PER_MP = 0.4  # coding, writing and the verification decode, per MP of video
 MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one step unless one
 # frame is larger: the per-pixel cost rises once a step outgrows the caches, and small batches
