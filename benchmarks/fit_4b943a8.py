@@ -1,10 +1,11 @@
 """Frozen copy of the encoder's v2 fit loop as of commit 4b943a8 (the reference of
 ``benchmarks/speed.py``): ``codec/finetune.py``'s ``start_fit``/``run_fit``/``finish_fit``,
-``codec/rate.py``'s per-tensor ``RateModel`` and ``metanerv/losses.py``'s autograd SSIM.
+and ``codec/rate.py``'s per-tensor ``RateModel``.
 
 Do not edit: it is what the current loop is timed and judged against. Only ``wsd_lr``,
-``decay_start``, ``FitSettings``, ``CodedGop``, ``initial_step``, the rate helpers and the
-model come from the live modules (unchanged since then).
+``decay_start``, ``FitSettings``, ``CodedGop``, ``initial_step``, the rate helpers, the
+autograd ``reconstruction_loss`` (its default, unfused form) and the model come from the live
+modules (unchanged since then).
 """
 from __future__ import annotations
 
@@ -13,44 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
 from codec.finetune import RATE_GAIN, CodedGop, FitSettings, decay_start, wsd_lr
 from codec.rate import F16_TINY, INIT_SCALE, f16_ste, initial_step, laplace_bits, round_ste
-from metanerv.losses import _gaussian_window, psnr
+from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
-
-
-def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    window = min(window, x.shape[-1], x.shape[-2])
-    if window % 2 == 0:
-        window -= 1
-    g = _gaussian_window(window, sigma, x.device, x.dtype)
-    c = x.shape[1]
-    kh = g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    kw = g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-
-    def blur(z: Tensor) -> Tensor:
-        z = z.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(F.conv2d(z, kh, groups=c), kw, groups=c)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean()
-
-
-def reconstruction_loss(pred: Tensor, target: Tensor, l1_weight: float = 0.7) -> Tensor:
-    loss = l1_weight * (pred - target).abs().mean()
-    if l1_weight < 1.0:
-        loss = loss + (1.0 - l1_weight) * (1.0 - ssim(pred, target))
-    return loss
 
 
 class RateModel(torch.nn.Module):

@@ -37,9 +37,9 @@ from tqdm import tqdm
 from nervcore.errors import NervcError
 from metanerv import maml
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
-from metanerv.init_file import load_init, save_init
+from metanerv.init_file import InitFile, load_init, save_init
 from metanerv.losses import multiscale_loss, psnr, reconstruction_loss
-from metanerv.model import NeRV, NeRVConfig, build_model, init_state_for, resize_grid
+from metanerv.model import NeRV, NeRVConfig, build_model, resize_grid
 from metanerv.schedule import FrameSchedule
 from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
                             parse_task_mix)
@@ -313,14 +313,12 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         raise NervcError("--out must end in .safetensors")
 
 
-def _warm_start(model: NeRV, config: NeRVConfig, path: str, grid_hw: tuple[int, int]) -> bytes:
-    """Copy an init's tensors into ``model`` (grid resampled to ``grid_hw``); its digest."""
+def _start_init(path: str, config: NeRVConfig) -> InitFile:
+    """The init ``--start-from`` names; it must be made for this model shape."""
     init = load_init(path)
     if init.config != config:
         raise NervcError(f"--start-from {path}: made for another model shape ({init.config})")
-    state = init_state_for(init.state, grid_hw)
-    model.load_state_dict(state, strict=True)
-    return init.digest
+    return init
 
 
 def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
@@ -355,10 +353,9 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
                     pass
         if world > 1:
             dist.barrier()
-    model = build_model(config, opts.grid, seed=opts.seed).to(device)
-    start_digest = None
-    if opts.start_from and not opts.resume:
-        start_digest = _warm_start(model, config, opts.start_from, opts.grid)
+    start = _start_init(opts.start_from, config) if opts.start_from and not opts.resume else None
+    model = build_model(config, opts.grid, start.state if start else None, seed=opts.seed).to(device)
+    start_digest = start.digest if start else None
     base = dict(model.named_parameters())
     log_lrs = (maml.init_log_lrs(base, opts.inner_lr, device=device) if opts.learn_lr else None)
     groups = [{"params": list(base.values()), "lr": opts.outer_lr}]
