@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None,
                    help="Adam step size (native: the schedule's peak, default 2e-2 as the encoder; "
                         "downscaled: constant, default 5e-3)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="native: rate weight of the fit (default: the default rung's; 0 = pure "
+                        "distortion, which compares inits without delta coding's pull to the init)")
     p.add_argument("--results", default=str(NATIVE_RESULTS),
                    help="native: folder of per-(clip, init, steps) records (resume from it)")
     p.add_argument("--force", action="store_true", help="native: recompute records that exist")
@@ -184,7 +187,7 @@ def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: in
 
 
 def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] | None, steps: int,
-               lr: float = 2e-2, batch: int = 8, seed: int = 0) -> float:
+               lr: float = 2e-2, batch: int = 8, seed: int = 0, lam: float | None = None) -> float:
     """8-bit PSNR after fitting ``uint8 [n, h, w, 3]`` frames for ``steps`` steps from ``state``
     (an init's tensors, grid at any size -- resampled bilinearly -- or None: random weights)."""
     n, h, w, _ = frames.shape
@@ -193,7 +196,7 @@ def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] 
     ghw = grid_size_for(h, w, config)
     model = build_model(config, ghw, state, seed=seed)
     base = init_state_for(state, ghw) if state is not None else None
-    weights = encoder_fit(model, target, steps, lr, batch, seed, base)
+    weights = encoder_fit(model, target, steps, lr, batch, seed, base, lam=lam)
     return psnr8(model, weights, frames, batch)
 
 
@@ -228,7 +231,8 @@ def _native_job(a: tuple) -> dict:
     frames = clip.load().frames
     config, state = _config_and_state(init_path, random_config)
     c0 = time.monotonic()
-    value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"])
+    value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"],
+                       settings.get("lam"))
     return {**init_key, "steps": steps, "psnr": value, "frames": int(frames.shape[0]),
             "height": int(frames.shape[1]), "width": int(frames.shape[2]),
             "seconds": round(time.monotonic() - c0, 2),
@@ -251,6 +255,8 @@ def native_main(opts: argparse.Namespace, steps: list[int], inits: list[tuple[st
                 "optimizer": "codec.finetune.fit_gop (v2, rate-aware, default rung)",
                 "schedule": "warmup-stable-decay over N steps",
                 "frames": opts.frames, "scale": opts.scale}
+    if opts.lam is not None:  # absent by default: records of the default rung stay valid
+        settings["lam"] = opts.lam
     t0 = time.monotonic()
     todo, records = [], {}
     for clip in clips:

@@ -18,10 +18,13 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
-from codec.finetune import RATE_GAIN, CodedGop, FitSettings, decay_start, wsd_lr
+from codec.finetune import CodedGop, FitSettings, decay_start, wsd_lr
 from codec.rate import F16_TINY, INIT_SCALE, f16_ste, initial_step, laplace_bits, round_ste
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
+
+
+RATE_GAIN = 0.05  # 4b943a8's --bpp dual ascent (the live encoder searches lam instead)
 
 
 class RateModel(torch.nn.Module):

@@ -35,8 +35,8 @@ from bitstreams import BitstreamError, BitstreamReader, BitstreamWriter, GopReco
 from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, param_shapes
 from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, render
 from codec.entropy import encode_tensors, fit_laplace, model_bits
-from codec.finetune import (CodedGop, FitSettings, branch, decay_start, finish_fit, frames_to_tensor,
-                            run_fit, start_fit)
+from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start, finish_fit, finish_fit_at_rate,
+                            frames_to_tensor, run_fit, start_fit)
 from codec.inits import resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER
 from codec.parallel import RankLink, in_order_pool, start_distributed
@@ -44,7 +44,7 @@ from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile
-from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
+from metanerv.model import NeRVConfig, build_model, decode_param_names, grid_size_for, init_state_for, pad_to_stride
 
 
 @dataclass
@@ -118,6 +118,26 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
     return GopRecord(first, n, tensors, words), bits
 
 
+# --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
+# RATE_PRIOR_C * lam ** -RATE_SLOPE bits per pixel (train/ clips vt2people and whisper, -q 2..6;
+# the constant varies ~3x from clip to clip, the slope less).
+RATE_PRIOR_C = 0.4
+RATE_SLOPE = 0.85
+RATE_TOLERANCE = 0.1  # a first branch this close to the target is kept
+
+
+def rate_prior(bpp: float) -> float:
+    """The rate weight expected to land a fit at ``bpp`` bits per pixel."""
+    return min(max((RATE_PRIOR_C / bpp) ** (1.0 / RATE_SLOPE), 1e-4), 1e4)
+
+
+# A GOP section's bytes besides the ANS words (bitstreams.format.encode_gop): type, length and
+# CRC, the word count and the last word's padding; per tensor at most a float16 step, a 3-byte
+# K and a 16-bit R. --bpp's rate control budgets them before the levels.
+SECTION_FIXED_BYTES = 1 + 4 + 4 + 4 + 4
+SECTION_TENSOR_BYTES = 2 + 3 + 2
+
+
 @dataclass
 class GopPlan:
     """What every GOP of one encode shares. Plain data (numbers, numpy arrays, dataclasses of
@@ -134,6 +154,7 @@ class GopPlan:
     base: dict[str, np.ndarray] | None = None  # the init with the video's grid: delta coding's base
     preset: str = DEFAULT_PRESET  # sets each GOP's steps, batch and lr from its size
     given: dict[str, float | int | None] | None = None  # steps/batch/lr the caller fixed (win)
+    header_bpp: float = 0.0  # the file header's share of --bpp (0 when the length is unknown)
 
     def gop_fit(self, frames: int) -> dict:
         """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``)."""
@@ -195,6 +216,12 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     base_cpu = plan.base_tensors()
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
     gop_fit = plan.gop_fit(chunk.shape[0])
+    if first_s.target_bpp:
+        (q, s), = settings.items()
+        s = replace(s, seed=seed, **gop_fit)
+        coded, lam = fit_to_rate(model, target, base, s, pixels, plan.header_bpp, progress, f"fit{label}")
+        record, bits = gop_record(coded, first, chunk.shape[0])
+        return {q: (record, bits, lam)}
     common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()), **gop_fit)
     state = start_fit(model, base, common)
     prefix = decay_start(common) if len(settings) > 1 else common.steps
@@ -211,6 +238,44 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
         out[q] = (record, bits, mine.lam)
     return out
+
+
+def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: float,
+                progress: bool, desc: str) -> tuple[CodedGop, float]:
+    """``--bpp``: a search over the rate weight on one shared fit, then a step rescale.
+
+    The stable phase runs at :func:`rate_prior`'s guess of the weight; a decay branch at the
+    guess measures its rate (levels at their best scales: the file's payload); if that misses
+    by more than ``RATE_TOLERANCE``, a second branch from the same stable state runs at the
+    weight the ladder's slope predicts. Whichever branch lands closer is then rescaled onto
+    the target (:func:`codec.finetune.finish_fit_at_rate`). Costs 1 to 1.4 fits.
+
+    Measured against the previous controller (dual ascent on log lam during the whole fit,
+    which over-shot because a short fit's rate keeps falling after lam rises: carphone 32
+    frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): benchmarks/README.md "--bpp".
+    """
+    side = 8 * (SECTION_FIXED_BYTES + SECTION_TENSOR_BYTES * len(decode_param_names(model)))
+    goal = (s.target_bpp - header_bpp) * pixels - side  # the levels' bits
+    lam0 = rate_prior(s.target_bpp)
+    stable = replace(s, lam=lam0)
+    state = start_fit(model, base, stable)
+    run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc)
+
+    def decay(lam: float, last: bool) -> tuple[FitState, float]:
+        st = state if last else branch(state)
+        st.lam = lam
+        run_fit(model, target, base, st, replace(s, lam=lam), s.steps, pixels, progress, f"{desc} lam={lam:.3g}")
+        return st, float(st.rate.coded_bits(st.rate.levels_flat(st.resid)))
+
+    first, bits0 = decay(lam0, last=False)
+    chosen, lam = first, lam0
+    if goal > 0 and abs(math.log(max(bits0, 1.0) / goal)) > math.log1p(RATE_TOLERANCE):
+        lam1 = lam0 * (max(bits0, 1.0) / goal) ** (1.0 / RATE_SLOPE)
+        lam1 = min(max(lam1, lam0 / 64), lam0 * 64)
+        second, bits1 = decay(lam1, last=True)
+        if abs(math.log(max(bits1, 1.0) / goal)) < abs(math.log(max(bits0, 1.0) / goal)):
+            chosen, lam = second, lam1
+    return finish_fit_at_rate(chosen, max(goal, 0.0)), lam
 
 
 def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarray:
@@ -462,8 +527,9 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     if init_file:
         init_arrays = {k: v.detach().float().cpu().numpy() for k, v in init_file.state.items()}
         base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, grid_hw).items()}
+    header_bpp = 8 * len(encode_header(header)) / (src.num_frames * src.width * src.height) if known else 0.0
     plan = GopPlan(config, decode_config, grid_hw, src.width, src.height, settings, device,
-                   init_arrays, base_arrays, preset, given)
+                   init_arrays, base_arrays, preset, given, header_bpp)
     own = _coded_gops(src, gop_frames, plan, jobs, rank, world, num_gops, progress and jobs == 1)
 
     try:  # closing the generators stops any worker processes at once on an error

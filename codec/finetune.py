@@ -12,8 +12,8 @@ state, :func:`run_fit` advances it by a range of steps of one schedule, and the 
 copied (:func:`branch`) to branch rungs off a common prefix.
 
 The loop runs where the frames are (CPU or CUDA) and never waits for the device inside a step:
-batches and rate noise come from generators on that device, the rate weight of ``--bpp`` is a
-device tensor, and the progress bar reads values back only every ``STATS_EVERY`` steps.
+batches and rate noise come from generators on that device, and the progress bar reads values
+back only every ``STATS_EVERY`` steps.
 """
 from __future__ import annotations
 
@@ -27,12 +27,11 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
-from codec.rate import RateModel, initial_step
+from codec.rate import F16_TINY, RateModel, initial_step
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
 
 
-RATE_GAIN = 0.05  # log-lam change per step per unit of log rate error (--bpp)
 STATS_EVERY = 10  # steps between progress-bar updates (each one waits for the device)
 NOISE_SEED = 1_000_003  # step k's rate noise comes from seed * NOISE_SEED + k
 
@@ -46,7 +45,7 @@ class FitSettings:
     l1_weight: float = 0.7
     lam: float = 0.3  # bits are weighed as lam * bits per pixel of the GOP
     decay_fraction: float = 0.4  # the last part of the schedule, where the step size decays
-    target_bpp: float | None = None  # steer lam towards this rate instead of keeping it fixed
+    target_bpp: float | None = None  # --bpp: the encoder searches lam for this rate (encoder.fit_to_rate)
     seed: int = 0
     compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
 
@@ -62,7 +61,6 @@ class FitState:
     noise: torch.Generator  # the rate's uniform noise (re-seeded every step), on the fit's device
     lam: float = 0.3
     step: int = 0
-    bpp: float = 0.0  # with a target rate: the last step's rate of the rounded levels
 
     def residuals(self) -> dict[str, Tensor]:
         return self.rate.unflatten(self.resid.detach())
@@ -139,10 +137,7 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
     dev = frames.device
     rate = state.rate
     base_flat = rate.flatten({k: base[k].to(dev) for k in rate.names}) if base is not None else None
-    lam: float | Tensor = state.lam
-    if s.target_bpp:  # dual ascent on log lam, on the device
-        lam = torch.tensor(state.lam, dtype=torch.float64, device=dev)
-        bpp = torch.tensor(state.bpp, dtype=torch.float64, device=dev)
+    lam = state.lam
     warmup, decay_from = max(s.steps // 20, 1), decay_start(s)
     bar = tqdm(range(state.step, until), desc=desc, disable=not progress or until <= state.step, leave=False, unit="step")
     smooth = None
@@ -163,21 +158,16 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
         weights = rate.unflatten(base_flat + q if base_flat is not None else q)
         pred = functional_call(model, weights, (frame_times(idx, n),))
         dist = reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
-        loss = dist + (lam.float() if isinstance(lam, Tensor) else lam) * bits / pixels
+        loss = dist + lam * bits / pixels
         state.opt.zero_grad(set_to_none=True)
         loss.backward()
         state.opt.step()
-        if s.target_bpp:  # more weight on rate while over the target
-            with torch.no_grad():  # the rounded levels' bits: what the file will hold
-                bpp = rate.quantize_flat(state.resid)[1].double() / pixels
-                lam = (lam * (bpp / s.target_bpp) ** RATE_GAIN).clamp(1e-4, 1e4)
         if progress and step % stats_every == 0:
             p = float(psnr(pred.detach(), target))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
-            bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{float(bits.detach()) / pixels:.3f}")
+            coded = float(rate.coded_bits(rate.levels_flat(state.resid))) / pixels  # the file's rate
+            bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{coded:.3f}")
     bar.close()
-    if s.target_bpp:
-        state.lam, state.bpp = float(lam), float(bpp)
     state.step = until
     return state
 
@@ -192,6 +182,51 @@ def finish_fit(state: FitState) -> CodedGop:
         steps.append(step)
         levels.append(lv.to(torch.int64).numpy())
     return CodedGop(names, steps, levels)
+
+
+def finish_fit_at_rate(state: FitState, target_bits: float, max_level: int = 32767) -> CodedGop:
+    """:func:`finish_fit` with every tensor's step scaled by one common factor, chosen so that
+    the levels' code length (each tensor at its best Laplace scale, :meth:`RateModel.coded_bits`)
+    is the largest not above ``target_bits`` (``--bpp``'s last word on the rate).
+
+    The rate weight steers the fit towards the target, but the rate of a short fit still moves
+    after the weight does; rescaling the steps trades the remaining error on the fitted
+    residuals at once, with the very count the file's size follows. The scan is a bisection on
+    the log of the factor over [2^-12, 2^12] (levels stay within ``max_level``).
+    """
+    rate = state.rate
+    resid = state.resid.detach()
+    base_steps = rate.steps().detach()
+
+    def at(log_m: float) -> tuple[Tensor, Tensor]:
+        st = (base_steps * math.exp(log_m)).clamp(min=F16_TINY, max=6e4).half().float()
+        return st, torch.round(resid / st.index_select(0, rate.segment))
+
+    def bits(log_m: float) -> float:
+        st, lv = at(log_m)
+        if float(lv.abs().max()) > max_level:
+            return math.inf
+        return float(rate.coded_bits(lv))
+
+    lo, hi = -12 * math.log(2.0), 12 * math.log(2.0)  # bits(lo) high, bits(hi) low
+    if bits(0.0) <= target_bits:
+        hi = 0.0
+    else:
+        lo = 0.0
+    if bits(lo) <= target_bits:
+        hi = lo
+    for _ in range(40):
+        if hi - lo < 1e-3:
+            break
+        mid = 0.5 * (lo + hi)
+        if bits(mid) <= target_bits:
+            hi = mid
+        else:
+            lo = mid
+    st, lv = at(hi)
+    names = rate.names
+    levels = [v.to(torch.int64).cpu().numpy() for v in rate.unflatten(lv).values()]
+    return CodedGop(names, [np.float16(float(x)) for x in st.cpu()], levels)
 
 
 def fit_gop(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, s: FitSettings,

@@ -27,6 +27,7 @@ LOG2E = 1.0 / math.log(2.0)
 INIT_SCALE = 2.0  # starting Laplace scale, in steps (0.5 was 0.6 dB worse at 300 steps on carphone)
 STEP_FRACTION = 1 / 16  # starting step, as a fraction of the tensor's spread
 F16_TINY = 2.0 ** -14  # smallest normal float16: steps never go below it
+SCALE_GRID = torch.logspace(math.log10(0.02), 4.0, 193, dtype=torch.float64)  # Laplace scales, in steps
 
 
 def laplace_bits(x: Tensor, scale: Tensor) -> Tensor:
@@ -113,6 +114,10 @@ class RateModel(torch.nn.Module):
                             self.scales().index_select(0, self.segment)).sum()
         return levels * st, bits
 
+    def levels_flat(self, flat: Tensor) -> Tensor:
+        """The integer levels (as floats) of a flat residual vector: ``round(flat / step)``."""
+        return torch.round(flat.detach() / self.steps().detach().index_select(0, self.segment))
+
     def quantized(self, residuals: dict[str, Tensor]) -> dict[str, Tensor]:
         """``step * round(r / step)`` per tensor: what the decoder will add to the base."""
         return self.unflatten(self.quantize_flat(self.flatten(residuals))[0])
@@ -127,6 +132,36 @@ class RateModel(torch.nn.Module):
 
     def step_value(self, name: str) -> float:
         return float(self.step(name).detach())
+
+    def level_stats(self, levels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per tensor (float64): zero levels, non-zero levels, and the sum of ``|k| - 1`` over the
+        non-zero ones: all a zero-mean discretized Laplace's code length depends on."""
+        a = levels.detach().abs().double()
+        nz = torch.zeros(len(self.names), dtype=torch.float64, device=a.device)
+        nz.index_add_(0, self.segment, (a > 0).double())
+        tot = torch.zeros_like(nz).index_add_(0, self.segment, a)
+        n = torch.tensor(self.sizes, dtype=torch.float64, device=a.device)
+        return n - nz, nz, tot - nz
+
+    def best_log_scales(self, levels: Tensor) -> Tensor:
+        """Per tensor, the log Laplace scale (in steps) that codes ``levels`` in the fewest bits:
+        what :func:`codec.entropy.fit_laplace` will send, on a grid of :data:`SCALE_GRID` values."""
+        return SCALE_GRID.to(levels.device).log().index_select(0, self._best(levels)[1]).float()
+
+    def coded_bits(self, levels: Tensor) -> Tensor:
+        """Bits of integer ``levels`` (flat) when every tensor gets its best scale: the size of
+        the payload the file will hold (within the integer table's rounding), not the estimate
+        under the learned scales, which lag the levels in a short fit."""
+        return self._best(levels)[0].sum()
+
+    def _best(self, levels: Tensor) -> tuple[Tensor, Tensor]:
+        n0, nz, m1 = self.level_stats(levels)
+        r = torch.exp(-0.5 / SCALE_GRID.to(levels.device))[None, :]  # P(0) = 1 - r
+        bits = -(n0[:, None] * torch.log2(1 - r) + nz[:, None] * torch.log2(0.5 * r * (1 - r * r))
+                 + m1[:, None] * torch.log2(r * r))
+        bits = torch.where(nz[:, None] > 0, bits, torch.zeros_like(bits))  # all-zero: K = 0, no bits
+        best, idx = bits.min(dim=1)
+        return best, idx
 
 
 def initial_step(base: Tensor | None, residual: Tensor) -> float:
