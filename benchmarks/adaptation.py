@@ -43,7 +43,7 @@ from torch.func import functional_call
 from benchmarks.protocol import Clip, v1_clips
 from nervcore.atomic import write_bytes_atomic
 from nervcore.video_io import read_video
-from metanerv.init_file import DEFAULT_INIT, load_init
+from metanerv.init_file import DEFAULT_INIT, load_init, lr_scales
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import (init_state_for, NeRV, NeRVConfig, build_model, frame_times,
                             grid_size_for, pad_to_stride)
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, default=None,
                    help="native: rate weight of the fit (default: the default rung's; 0 = pure "
                         "distortion, which compares inits without delta coding's pull to the init)")
+    p.add_argument("--meta-lr", action="store_true",
+                   help="native: fit with the init's Meta-SGD step sizes, as the encoder does "
+                        "(inits without them: plain Adam)")
     p.add_argument("--results", default=str(NATIVE_RESULTS),
                    help="native: folder of per-(clip, init, steps) records (resume from it)")
     p.add_argument("--force", action="store_true", help="native: recompute records that exist")
@@ -155,7 +158,7 @@ def finetune_curve(frames: Tensor, config: NeRVConfig, init_state: dict[str, Ten
 
 def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch: int = 8,
                 seed: int = 0, base: dict[str, Tensor] | None = None,
-                lam: float | None = None) -> dict[str, Tensor]:
+                lam: float | None = None, lr_scales: dict[str, float] | None = None) -> dict[str, Tensor]:
     """Fit ``model`` to padded frames ``target`` ``[n, 3, Hp, Wp]`` exactly as ``nervc encode
     --steps`` does, by calling the encoder's own fit (``codec.finetune.fit_gop``: rate-distortion
     optimised, learned steps, the default rung's ``lam``), and return the weights the decoder
@@ -164,7 +167,7 @@ def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch
     from codec.finetune import FitSettings, fit_gop
     from codec.ladder import DEFAULT_QUALITY, LADDER
     s = FitSettings(steps=steps, lr=lr, batch=batch, seed=seed,
-                    lam=LADDER[DEFAULT_QUALITY].lam if lam is None else lam)
+                    lam=LADDER[DEFAULT_QUALITY].lam if lam is None else lam, lr_scales=lr_scales)
     pixels = target.shape[0] * target.shape[2] * target.shape[3]
     coded = fit_gop(model, target, base, s, pixels, progress=False)
     return coded.weights(base)
@@ -187,7 +190,8 @@ def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: in
 
 
 def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] | None, steps: int,
-               lr: float = 2e-2, batch: int = 8, seed: int = 0, lam: float | None = None) -> float:
+               lr: float = 2e-2, batch: int = 8, seed: int = 0, lam: float | None = None,
+               lr_scales: dict[str, float] | None = None) -> float:
     """8-bit PSNR after fitting ``uint8 [n, h, w, 3]`` frames for ``steps`` steps from ``state``
     (an init's tensors, grid at any size -- resampled bilinearly -- or None: random weights)."""
     n, h, w, _ = frames.shape
@@ -196,7 +200,7 @@ def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] 
     ghw = grid_size_for(h, w, config)
     model = build_model(config, ghw, state, seed=seed)
     base = init_state_for(state, ghw) if state is not None else None
-    weights = encoder_fit(model, target, steps, lr, batch, seed, base, lam=lam)
+    weights = encoder_fit(model, target, steps, lr, batch, seed, base, lam=lam, lr_scales=lr_scales)
     return psnr8(model, weights, frames, batch)
 
 
@@ -230,9 +234,13 @@ def _native_job(a: tuple) -> dict:
     torch.set_num_threads(threads)
     frames = clip.load().frames
     config, state = _config_and_state(init_path, random_config)
+    scales = None
+    if settings.get("meta_lr") and init_path != "random":
+        from codec.encoder import META_LR_CLAMP
+        scales = lr_scales(load_init(init_path), clamp=META_LR_CLAMP)
     c0 = time.monotonic()
     value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"],
-                       settings.get("lam"))
+                       settings.get("lam"), scales)
     return {**init_key, "steps": steps, "psnr": value, "frames": int(frames.shape[0]),
             "height": int(frames.shape[1]), "width": int(frames.shape[2]),
             "seconds": round(time.monotonic() - c0, 2),
@@ -257,6 +265,8 @@ def native_main(opts: argparse.Namespace, steps: list[int], inits: list[tuple[st
                 "frames": opts.frames, "scale": opts.scale}
     if opts.lam is not None:  # absent by default: records of the default rung stay valid
         settings["lam"] = opts.lam
+    if opts.meta_lr:
+        settings["meta_lr"] = True
     t0 = time.monotonic()
     todo, records = [], {}
     for clip in clips:

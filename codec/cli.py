@@ -101,6 +101,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q)")
     p.add_argument("--lam", type=float, help="rate weight of the fit (expert; overrides -q)")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
+    p.add_argument("--no-meta-lr", action="store_true",
+                   help="ignore the init's Meta-SGD step sizes (plain Adam for every tensor)")
     p.add_argument("--gop", type=int, help="frames per network (default 120)")
     p.add_argument("--frames", help="frame range a:b to encode")
     p.add_argument("--size", help="WxH of a raw YUV input")
@@ -126,7 +128,7 @@ def encode_main(argv: list[str]) -> int:
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr, batch=a.batch,
                progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed,
-               preset=a.preset)
+               preset=a.preset, meta_lr=not a.no_meta_lr)
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "

@@ -43,7 +43,7 @@ from codec.parallel import RankLink, in_order_pool, start_distributed
 from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
-from metanerv.init_file import InitFile
+from metanerv.init_file import InitFile, lr_scales
 from metanerv.model import NeRVConfig, build_model, decode_param_names, grid_size_for, init_state_for, pad_to_stride
 
 
@@ -117,6 +117,8 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
     bits = sum(model_bits(lv, m) for lv, m in zip(coded.levels, models))
     return GopRecord(first, n, tensors, words), bits
 
+
+META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
 # --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
 # RATE_PRIOR_C * lam ** -RATE_SLOPE bits per pixel (train/ clips vt2people and whisper, -q 2..6;
@@ -459,14 +461,15 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   device: str = "auto", lr: float | None = None, batch: int | None = None,
                   bpp: float | None = None, lam: float | None = None, progress: bool = True,
                   overwrite: bool = False, jobs: int = 1, distributed: bool = False,
-                  preset: str = DEFAULT_PRESET) -> dict[int, EncodeResult]:
+                  preset: str = DEFAULT_PRESET, meta_lr: bool = True) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
     of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
     only) steers the rate weight to hit that many bits per pixel. ``preset``
     (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
-    and ``lr`` given explicitly win over it.
+    and ``lr`` given explicitly win over it. ``meta_lr``: when the init carries Meta-SGD step
+    sizes, every Adam update of a tensor is multiplied by its learned (normalised) step size.
 
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
@@ -486,13 +489,14 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     link, stop = start_distributed() if distributed else (None, lambda: None)
     try:
         return _encode(source, outputs, settings, link, preset, given, init=init, gop=gop, frames=frames,
-                       size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs)
+                       size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs,
+                       meta_lr=meta_lr)
     finally:
         stop()
 
 
 def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, preset: str,
-            given: dict, *, init, gop,
+            given: dict, *, init, gop, meta_lr: bool = True,
             frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
@@ -511,6 +515,9 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
         raise NervcError(f"{src.path}: --distributed needs a source whose frame count is known "
                          "before it is decoded")
     init_file = resolve_init(init)
+    scales = lr_scales(init_file, clamp=META_LR_CLAMP) if init_file and meta_lr else None
+    if scales:
+        settings = {q: replace(s, lr_scales=scales) for q, s in settings.items()}
     config = init_file.config if init_file else NeRVConfig()
     gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
     num_gops = -(-src.num_frames // gop_frames) if known else None
@@ -566,7 +573,7 @@ def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
     Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
-    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset; on a
+    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset, meta_lr; on a
     torch.distributed rank other than 0 this returns None).
     """
     return encode_ladder(source, {quality: output}, **kwargs).get(quality)

@@ -48,6 +48,7 @@ class FitSettings:
     target_bpp: float | None = None  # --bpp: the encoder searches lam for this rate (encoder.fit_to_rate)
     seed: int = 0
     compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
+    lr_scales: dict[str, float] | None = None  # Meta-SGD: per-tensor multipliers of every Adam update
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FitState:
     noise: torch.Generator  # the rate's uniform noise (re-seeded every step), on the fit's device
     lam: float = 0.3
     step: int = 0
+    lr_scale: Tensor | None = None  # per element, from FitSettings.lr_scales (None: plain Adam)
 
     def residuals(self) -> dict[str, Tensor]:
         return self.rate.unflatten(self.resid.detach())
@@ -121,7 +123,12 @@ def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> Fi
     fused = {"fused": True} if dev.type == "cuda" else {}
     opt = torch.optim.Adam([{"params": [flat], "lr": s.lr},
                             {"params": list(rate.parameters()), "lr": s.rate_lr}], **fused)
-    return FitState(flat, rate, opt, _generator(dev, s.seed), _generator(dev, s.seed * NOISE_SEED), lam=s.lam)
+    scale = None
+    if s.lr_scales:
+        per_tensor = torch.tensor([float(s.lr_scales.get(k, 1.0)) for k in names], device=dev)
+        scale = per_tensor.index_select(0, rate.segment)
+    return FitState(flat, rate, opt, _generator(dev, s.seed), _generator(dev, s.seed * NOISE_SEED), lam=s.lam,
+                    lr_scale=scale)
 
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
@@ -161,7 +168,13 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
         loss = dist + lam * bits / pixels
         state.opt.zero_grad(set_to_none=True)
         loss.backward()
-        state.opt.step()
+        if state.lr_scale is None:
+            state.opt.step()
+        else:  # Meta-SGD's learned per-tensor step sizes, on top of Adam's own scaling
+            with torch.no_grad():
+                prev = state.resid.detach().clone()
+                state.opt.step()
+                state.resid.sub_(prev).mul_(state.lr_scale).add_(prev)
         if progress and step % stats_every == 0:
             p = float(psnr(pred.detach(), target))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
