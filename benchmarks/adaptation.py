@@ -220,12 +220,17 @@ def _native_record_path(results: Path, clip: str, init: str, steps: int) -> Path
     return results / clip / init / f"s{steps}.json"
 
 
-def _config_and_state(init_path: str, random_config: dict) -> tuple[NeRVConfig, dict[str, Tensor] | None]:
-    """The model configuration and start tensors of an init file, or of "random" (no tensors)."""
+def _config_and_state(init_path: str, random_config: dict, meta_lr: bool = False
+                      ) -> tuple[NeRVConfig, dict[str, Tensor] | None, dict[str, float] | None]:
+    """The model configuration, start tensors and (with ``meta_lr``, as the encoder clamps
+    them) Meta-SGD step-size multipliers of an init file, or of "random" (no tensors)."""
     if init_path == "random":
-        return NeRVConfig.from_dict(random_config), None
+        return NeRVConfig.from_dict(random_config), None, None
     init = load_init(init_path)
-    return init.config, init.state
+    if not meta_lr:
+        return init.config, init.state, None
+    from codec.encoder import META_LR_CLAMP
+    return init.config, init.state, lr_scales(init, clamp=META_LR_CLAMP)
 
 
 def _native_job(a: tuple) -> dict:
@@ -233,11 +238,7 @@ def _native_job(a: tuple) -> dict:
     clip, init_path, init_key, steps, settings, threads, random_config = a
     torch.set_num_threads(threads)
     frames = clip.load().frames
-    config, state = _config_and_state(init_path, random_config)
-    scales = None
-    if settings.get("meta_lr") and init_path != "random":
-        from codec.encoder import META_LR_CLAMP
-        scales = lr_scales(load_init(init_path), clamp=META_LR_CLAMP)
+    config, state, scales = _config_and_state(init_path, random_config, bool(settings.get("meta_lr")))
     c0 = time.monotonic()
     value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"],
                        settings.get("lam"), scales)
@@ -343,7 +344,7 @@ def _job(a: tuple) -> tuple[list[int], dict[int, float], float]:
     clip, name, path, frames, max_side, steps, lr, batch, seed, threads, random_config = a
     torch.set_num_threads(threads)
     x = load_clip(Path(clip), frames, max_side)
-    config, state = _config_and_state(path, random_config)
+    config, state, _ = _config_and_state(path, random_config)
     c0 = time.monotonic()
     curve = finetune_curve(x, config, state, steps, lr, batch, seed)
     return list(x.shape), curve, round(time.monotonic() - c0, 1)

@@ -174,6 +174,13 @@ def encode_tensor(t: TensorRecord) -> bytes:
     return out
 
 
+def gop_overhead_bytes(num_tensors: int) -> int:
+    """The most bytes a GOP section of ``num_tensors`` tensors holds besides its ANS words
+    (section header, word count, tensor records with the longest K): what an encoder aiming
+    at a file size budgets before the levels."""
+    return struct.calcsize("<BII") + 4 + num_tensors * (2 + len(_varint(MAX_LEVEL)) + 2)
+
+
 def encode_gop(g: GopRecord) -> bytes:
     payload = b"".join(encode_tensor(t) for t in g.tensors)
     payload += struct.pack("<I", len(g.words)) + np.asarray(g.words, dtype="<u4").tobytes()

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from bitstreams import BitstreamError, BitstreamReader, BitstreamWriter, GopRecord, Header, TensorRecord
-from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, param_shapes
+from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, gop_overhead_bytes, param_shapes
 from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, render
 from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start, finish_fit, finish_fit_at_rate,
@@ -44,7 +44,7 @@ from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
-from metanerv.model import NeRVConfig, build_model, decode_param_names, grid_size_for, init_state_for, pad_to_stride
+from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
 
 
 @dataclass
@@ -131,13 +131,6 @@ RATE_TOLERANCE = 0.1  # a first branch this close to the target is kept
 def rate_prior(bpp: float) -> float:
     """The rate weight expected to land a fit at ``bpp`` bits per pixel."""
     return min(max((RATE_PRIOR_C / bpp) ** (1.0 / RATE_SLOPE), 1e-4), 1e4)
-
-
-# A GOP section's bytes besides the ANS words (bitstreams.format.encode_gop): type, length and
-# CRC, the word count and the last word's padding; per tensor at most a float16 step, a 3-byte
-# K and a 16-bit R. --bpp's rate control budgets them before the levels.
-SECTION_FIXED_BYTES = 1 + 4 + 4 + 4 + 4
-SECTION_TENSOR_BYTES = 2 + 3 + 2
 
 
 @dataclass
@@ -254,13 +247,16 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
 
     Measured against the previous controller (dual ascent on log lam during the whole fit,
     which over-shot because a short fit's rate keeps falling after lam rises: carphone 32
-    frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): benchmarks/README.md "--bpp".
+    frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): benchmarks/README.md "Rate control".
     """
-    side = 8 * (SECTION_FIXED_BYTES + SECTION_TENSOR_BYTES * len(decode_param_names(model)))
-    goal = (s.target_bpp - header_bpp) * pixels - side  # the levels' bits
     lam0 = rate_prior(s.target_bpp)
     stable = replace(s, lam=lam0)
     state = start_fit(model, base, stable)
+    side = 8 * (gop_overhead_bytes(len(state.rate.names)) + 4)  # + the last ANS word's padding
+    goal = (s.target_bpp - header_bpp) * pixels - side  # the levels' bits
+
+    def miss(bits: float) -> float:  # |log| of the rate error
+        return abs(math.log(max(bits, 1.0) / goal))
     run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc)
 
     def decay(lam: float, last: bool) -> tuple[FitState, float]:
@@ -271,11 +267,11 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
 
     first, bits0 = decay(lam0, last=False)
     chosen, lam = first, lam0
-    if goal > 0 and abs(math.log(max(bits0, 1.0) / goal)) > math.log1p(RATE_TOLERANCE):
+    if goal > 0 and miss(bits0) > math.log1p(RATE_TOLERANCE):
         lam1 = lam0 * (max(bits0, 1.0) / goal) ** (1.0 / RATE_SLOPE)
         lam1 = min(max(lam1, lam0 / 64), lam0 * 64)
         second, bits1 = decay(lam1, last=True)
-        if abs(math.log(max(bits1, 1.0) / goal)) < abs(math.log(max(bits0, 1.0) / goal)):
+        if miss(bits1) < miss(bits0):
             chosen, lam = second, lam1
     return finish_fit_at_rate(chosen, max(goal, 0.0)), lam
 

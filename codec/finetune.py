@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm import tqdm
 
+from codec.entropy import MAX_LEVEL
 from codec.rate import F16_TINY, RateModel, initial_step
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
@@ -197,7 +198,7 @@ def finish_fit(state: FitState) -> CodedGop:
     return CodedGop(names, steps, levels)
 
 
-def finish_fit_at_rate(state: FitState, target_bits: float, max_level: int = 32767) -> CodedGop:
+def finish_fit_at_rate(state: FitState, target_bits: float) -> CodedGop:
     """:func:`finish_fit` with every tensor's step scaled by one common factor, chosen so that
     the levels' code length (each tensor at its best Laplace scale, :meth:`RateModel.coded_bits`)
     is the largest not above ``target_bits`` (``--bpp``'s last word on the rate).
@@ -205,7 +206,7 @@ def finish_fit_at_rate(state: FitState, target_bits: float, max_level: int = 327
     The rate weight steers the fit towards the target, but the rate of a short fit still moves
     after the weight does; rescaling the steps trades the remaining error on the fitted
     residuals at once, with the very count the file's size follows. The scan is a bisection on
-    the log of the factor over [2^-12, 2^12] (levels stay within ``max_level``).
+    the log of the factor over [2^-12, 2^12] (levels stay within the format's ``MAX_LEVEL``).
     """
     rate = state.rate
     resid = state.resid.detach()
@@ -216,8 +217,8 @@ def finish_fit_at_rate(state: FitState, target_bits: float, max_level: int = 327
         return st, torch.round(resid / st.index_select(0, rate.segment))
 
     def bits(log_m: float) -> float:
-        st, lv = at(log_m)
-        if float(lv.abs().max()) > max_level:
+        lv = at(log_m)[1]
+        if float(lv.abs().max()) > MAX_LEVEL:
             return math.inf
         return float(rate.coded_bits(lv))
 
@@ -237,9 +238,8 @@ def finish_fit_at_rate(state: FitState, target_bits: float, max_level: int = 327
         else:
             lo = mid
     st, lv = at(hi)
-    names = rate.names
     levels = [v.to(torch.int64).cpu().numpy() for v in rate.unflatten(lv).values()]
-    return CodedGop(names, [np.float16(float(x)) for x in st.cpu()], levels)
+    return CodedGop(rate.names, [np.float16(float(x)) for x in st.cpu()], levels)
 
 
 def fit_gop(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, s: FitSettings,

@@ -133,7 +133,7 @@ class RateModel(torch.nn.Module):
     def step_value(self, name: str) -> float:
         return float(self.step(name).detach())
 
-    def level_stats(self, levels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _level_stats(self, levels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per tensor (float64): zero levels, non-zero levels, and the sum of ``|k| - 1`` over the
         non-zero ones: all a zero-mean discretized Laplace's code length depends on."""
         a = levels.detach().abs().double()
@@ -143,25 +143,17 @@ class RateModel(torch.nn.Module):
         n = torch.tensor(self.sizes, dtype=torch.float64, device=a.device)
         return n - nz, nz, tot - nz
 
-    def best_log_scales(self, levels: Tensor) -> Tensor:
-        """Per tensor, the log Laplace scale (in steps) that codes ``levels`` in the fewest bits:
-        what :func:`codec.entropy.fit_laplace` will send, on a grid of :data:`SCALE_GRID` values."""
-        return SCALE_GRID.to(levels.device).log().index_select(0, self._best(levels)[1]).float()
-
     def coded_bits(self, levels: Tensor) -> Tensor:
-        """Bits of integer ``levels`` (flat) when every tensor gets its best scale: the size of
-        the payload the file will hold (within the integer table's rounding), not the estimate
-        under the learned scales, which lag the levels in a short fit."""
-        return self._best(levels)[0].sum()
-
-    def _best(self, levels: Tensor) -> tuple[Tensor, Tensor]:
-        n0, nz, m1 = self.level_stats(levels)
+        """Bits of integer ``levels`` (flat) when every tensor gets its best scale (on a grid of
+        :data:`SCALE_GRID` values, as :func:`codec.entropy.fit_laplace` picks the one it sends):
+        the size of the payload the file will hold (within the integer table's rounding), not
+        the estimate under the learned scales, which lag the levels in a short fit."""
+        n0, nz, m1 = self._level_stats(levels)
         r = torch.exp(-0.5 / SCALE_GRID.to(levels.device))[None, :]  # P(0) = 1 - r
         bits = -(n0[:, None] * torch.log2(1 - r) + nz[:, None] * torch.log2(0.5 * r * (1 - r * r))
                  + m1[:, None] * torch.log2(r * r))
         bits = torch.where(nz[:, None] > 0, bits, torch.zeros_like(bits))  # all-zero: K = 0, no bits
-        best, idx = bits.min(dim=1)
-        return best, idx
+        return bits.min(dim=1).values.sum()
 
 
 def initial_step(base: Tensor | None, residual: Tensor) -> float:
