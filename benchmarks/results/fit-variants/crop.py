@@ -48,21 +48,22 @@ def run_fit(model, frames, base, state, s, until, pixels, progress=True, desc="f
     state.step = until
     return state
 
-variant, clip, nf, preset, qs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
-mult = float(sys.argv[7]) if len(sys.argv) > 7 else 1.0
-steps = None
-if variant.startswith("crop"):
-    E.run_fit = run_fit
-from codec.presets import schedule
-from nervcore.video_io import open_video
-src = open_video(clip)
-sch = schedule(preset, src.width, src.height, nf)
-steps = int(round(sch.steps * mult))
-for q in qs.split(","):
-    path = f"/tmp/exp/ab/{variant}_{os.path.basename(clip)}_{nf}_{preset}_{mult}_q{q}.nerv"
-    t = time.time()
-    r = E.encode(clip, path, quality=int(q), preset=preset, steps=steps, frames=slice(0, nf), progress=False, overwrite=True)
-    rec = dict(variant=variant, cells=CELLS, mult=mult, steps=steps, clip=os.path.basename(clip), frames=nf, preset=preset, q=int(q), bytes=r.num_bytes,
-               bpp=r.num_bytes * 8 / (r.width * r.height * r.num_frames), psnr=r.psnr, seconds=time.time() - t)
-    print(json.dumps(rec), flush=True)
-    with open(out, "a") as f: f.write(json.dumps(rec) + "\n")
+if __name__ == "__main__":
+    variant, clip, nf, preset, qs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+    mult = float(sys.argv[7]) if len(sys.argv) > 7 else 1.0
+    steps = None
+    if variant.startswith("crop"):
+        E.run_fit = run_fit
+    from codec.presets import schedule
+    from nervcore.video_io import open_video
+    src = open_video(clip)
+    sch = schedule(preset, src.width, src.height, nf)
+    steps = int(round(sch.steps * mult))
+    for q in qs.split(","):
+        path = f"/tmp/exp/ab/{variant}_{os.path.basename(clip)}_{nf}_{preset}_{mult}_q{q}.nerv"
+        t = time.time()
+        r = E.encode(clip, path, quality=int(q), preset=preset, steps=steps, frames=slice(0, nf), progress=False, overwrite=True)
+        rec = dict(variant=variant, cells=CELLS, mult=mult, steps=steps, clip=os.path.basename(clip), frames=nf, preset=preset, q=int(q), bytes=r.num_bytes,
+                   bpp=r.num_bytes * 8 / (r.width * r.height * r.num_frames), psnr=r.psnr, seconds=time.time() - t)
+        print(json.dumps(rec), flush=True)
+        with open(out, "a") as f: f.write(json.dumps(rec) + "\n")

@@ -1,7 +1,10 @@
-import os, torch, sys
-os.environ.setdefault("CROP_CELLS","6")
-sys.argv=["x","crop","../shared/data/train/chaplin.mp4","16","medium","4","/dev/null"]
-exec(open("/tmp/exp/crop.py").read().split("variant, clip, nf")[0])
+"""PSNR every 15 steps of the crop fit (crop.py's run_fit) on train/chaplin, 16 frames."""
+import os, sys
+import torch
+os.environ.setdefault("CROP_CELLS", "6")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crop import run_fit  # noqa: E402
+from metanerv.model import frame_times  # noqa: E402
 from metanerv.init_file import load_init
 from metanerv.model import build_model, grid_size_for, init_state_for, pad_to_stride
 from metanerv.losses import psnr
