@@ -1,8 +1,8 @@
 """Video -> ``.nerv``: per GOP, fit a network from the init by rate-distortion optimisation,
 then entropy-code its integer levels.
 
-``encode_ladder`` writes several rungs of the quality ladder from one shared fit prefix (the
-schedule's stable phase, see ``codec.finetune.wsd_lr``). The reported size is the written
+``encode_ladder`` writes several rungs of the quality ladder, from one shared fit prefix (the
+schedule's stable phase, see ``codec.finetune.wsd_lr``) when the fit is long enough. The reported size is the written
 file's length and the reported PSNR is that of the frames the decoder makes from it: nothing
 is estimated.
 
@@ -118,6 +118,12 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
     return GopRecord(first, n, tensors, words), bits
 
 
+# Rungs share a fit's stable phase only when the decay phase left to each is this long. At the
+# presets' short fits (28-95 steps for 9-32 frames at medium) a 3-rung ladder sharing the
+# stable phase at q7's lam wrote q3 at 5.5x the bytes of `-q 3` alone and 1.9 dB worse on
+# carphone (29,815 B 19.16 dB vs 5,469 B 21.07 dB; benchmarks/results/capacity/c8_*.jsonl);
+# at rd-v2's 300 steps (decay 120) the shared ladder is the published curve.
+MIN_SHARED_DECAY_STEPS = 100
 META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
 # --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
@@ -197,7 +203,9 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     payload bits, final rate weight)}``.
 
     Several rungs share the stable phase of the schedule at the smallest rate weight, then each
-    runs the decay phase with its own. The model and the fit are seeded with ``seed + gi``, so
+    runs the decay phase with its own, when that phase has at least ``MIN_SHARED_DECAY_STEPS``
+    steps; with fewer, each rung is fitted on its own (a short decay cannot bring the shared
+    fit's rate down to a low rung's). The model and the fit are seeded with ``seed + gi``, so
     a GOP codes the same wherever and in whatever order it is fitted. ``settings`` may differ
     from GOP to GOP (their seeds must be the encode's).
     """
@@ -218,16 +226,19 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         record, bits = gop_record(coded, first, chunk.shape[0])
         return {q: (record, bits, lam)}
     common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()), **gop_fit)
-    state = start_fit(model, base, common)
-    prefix = decay_start(common) if len(settings) > 1 else common.steps
-    run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
+    shared = len(settings) > 1 and common.steps - decay_start(common) >= MIN_SHARED_DECAY_STEPS
+    state = None
+    if shared:
+        state = start_fit(model, base, common)
+        run_fit(model, target, base, state, common, decay_start(common), pixels, progress, f"fit{label}")
     out = {}
     for q, s in settings.items():
         s = replace(s, seed=seed, **gop_fit)
-        mine = state
-        if len(settings) > 1:  # branch off the shared stable phase with this rung's lam
+        if shared:  # branch off the shared stable phase with this rung's lam
             mine = branch(state)
             mine.lam = s.lam
+        else:  # a fit of its own: the bytes of `nervc encode -q` at this rung
+            mine = start_fit(model, base, s)
         run_fit(model, target, base, mine, s, s.steps, pixels, progress,
                 f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
         record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
@@ -461,7 +472,8 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
-    of their rate weights) and each runs the decay phase with its own; ``bpp`` (one output
+    of their rate weights) and each runs the decay phase with its own, when that phase has
+    ``MIN_SHARED_DECAY_STEPS`` steps (else each rung is fitted on its own); ``bpp`` (one output
     only) steers the rate weight to hit that many bits per pixel. ``preset``
     (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
     and ``lr`` given explicitly win over it. ``meta_lr``: when the init carries Meta-SGD step

@@ -31,5 +31,6 @@ QUALITY_LEVELS: list[int] = sorted(LADDER)
 DEFAULT_QUALITY = 5
 DEFAULT_GOP = 120
 # Rungs fitted together share the schedule's stable phase (the first 1 - decay_fraction of the
-# steps, at the geometric mean of their lam); each runs the decay phase alone with its own lam,
-# so k rungs cost 0.6 + 0.4 k fits instead of k.
+# steps, at the smallest of their lam) when the decay phase has at least
+# codec.encoder.MIN_SHARED_DECAY_STEPS steps; each runs the decay phase alone with its own lam,
+# so k rungs cost 0.6 + 0.4 k fits instead of k. Shorter fits give each rung a fit of its own.

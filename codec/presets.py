@@ -9,8 +9,10 @@ one output (one rung of the ladder). The schedule spends it on steps of the v2 f
 so the number of steps follows from the GOP's size: a GOP twice as long gets the same visits
 per frame at twice the cost, i.e. the same cost per megapixel. The rest of an encode (entropy
 coding, writing, the verification decode of the file) costs ``OVERHEAD_S_PER_MP``; a preset's
-predicted seconds are both. Rungs fitted together share the schedule's stable phase, so k
-rungs cost about ``0.6 + 0.4 k`` times one rung's fit (``codec/ladder.py``).
+predicted seconds are both. Rungs fitted together share the schedule's stable phase when its
+decay phase is long (``codec.encoder.MIN_SHARED_DECAY_STEPS``), so k rungs cost about
+``0.6 + 0.4 k`` times one rung's fit; at shorter fits (most presets on short clips) each rung
+is its own fit and k rungs cost k.
 
 Cost model calibration, current constants: ``python -m benchmarks.presets calibrate --seconds 4
 --threads 1`` on the idle 2-core machine (2026-11-27 20:36 UTC, load 0.4-0.75, nothing else

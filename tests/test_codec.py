@@ -103,9 +103,31 @@ def test_info_lists_every_section(tmp_path, capsys, bus):
     assert "GOP 0" in text and "GOP 1" in text and "head.weight" in text
 
 
-def test_ladder_from_one_shared_fit_orders_rates(tmp_path, bus):
+def test_ladder_orders_rates(tmp_path, bus):
     outs = {q: tmp_path / f"q{q}.nerv" for q in (1, 4, 8)}
     res = codec.encode_ladder(bus, outs, steps=10, progress=False)
     sizes = [res[q].num_bytes for q in (1, 4, 8)]
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
     assert all(res[q].num_bytes == outs[q].stat().st_size for q in outs)
+
+
+def test_a_short_ladder_fits_each_rung_as_encode_does(tmp_path, bus):
+    """Below MIN_SHARED_DECAY_STEPS of decay a ladder's rungs are the bytes of single encodes."""
+    from codec.encoder import MIN_SHARED_DECAY_STEPS
+    steps = 12
+    assert steps * 0.4 < MIN_SHARED_DECAY_STEPS
+    res = codec.encode_ladder(bus, {2: tmp_path / "l2.nerv", 6: tmp_path / "l6.nerv"}, steps=steps, progress=False)
+    for q in (2, 6):
+        codec.encode(bus, tmp_path / f"s{q}.nerv", quality=q, steps=steps, progress=False)
+        assert (tmp_path / f"l{q}.nerv").read_bytes() == (tmp_path / f"s{q}.nerv").read_bytes()
+    assert res[2].num_bytes < res[6].num_bytes
+
+
+def test_a_long_ladder_shares_the_stable_phase(tmp_path, bus, monkeypatch):
+    """At or above the threshold the rungs branch off one fit: a low rung then differs from its
+    single encode (it started its decay from the lowest lam's stable state)."""
+    import codec.encoder as enc
+    monkeypatch.setattr(enc, "MIN_SHARED_DECAY_STEPS", 4)
+    codec.encode_ladder(bus, {2: tmp_path / "l2.nerv", 6: tmp_path / "l6.nerv"}, steps=12, progress=False)
+    codec.encode(bus, tmp_path / "s2.nerv", quality=2, steps=12, progress=False)
+    assert (tmp_path / "l2.nerv").read_bytes() != (tmp_path / "s2.nerv").read_bytes()
