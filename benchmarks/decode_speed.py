@@ -8,7 +8,7 @@ rounds of forward's time over the path's, so a shared machine's drifting load hi
 decoding, weights, frames to uint8; no output file) and reports its frames/s.
 
     python -m benchmarks.decode_speed [--sizes 176x144,352x288,832x480] [--threads 1,2]
-                                      [--rounds 5] [--stream F.nerv] [--out F.json]
+                                      [--rounds 5] [--init I] [--stream F.nerv] [--out F.json]
 
 Writes the JSON and a markdown table next to it (default ``benchmarks/results/decode_v2.*``).
 """
@@ -39,10 +39,10 @@ def _time(fn, t: torch.Tensor, batch: int) -> float:
     return time.perf_counter() - w0
 
 
-def compare(width: int, height: int, threads: int, rounds: int) -> dict:
+def compare(width: int, height: int, threads: int, rounds: int, init_path: str | Path = DEFAULT_INIT) -> dict:
     """Frames/s of forward (batch 8) and render at one size, interleaved rounds."""
     torch.set_num_threads(threads)
-    init = load_init(DEFAULT_INIT)
+    init = load_init(init_path)
     model = build_model(init.config, grid_size_for(height, width, init.config), init.state).eval()
     t = frame_times(list(range(FRAMES)), FRAMES)
     idx = list(range(FRAMES))
@@ -72,7 +72,7 @@ def stream_fps(path: str, threads: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"Decode speed, {res['date']}, commit {res['commit']}, {res['machine']['cpu']} "
+    lines = [f"Decode speed, {res['date']}, commit {res['commit']}, init {res.get('init', '?')}, {res['machine']['cpu']} "
              f"({res['machine']['cores']} cores), load at start {res['machine']['loadavg']}.", "",
              "fps (speed-up over forward: median of interleaved rounds); forward = the batched "
              "network (batch 8) the decoder ran before; render = NeRV.render (FiLM folded, one frame "
@@ -94,15 +94,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", default="176x144,352x288,832x480", help="WxH list")
     ap.add_argument("--threads", default="1,2", help="CPU threads (one measurement per value)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--init", default=str(DEFAULT_INIT), help="init whose model is timed (default: the shipped one)")
     ap.add_argument("--stream", action="append", default=[], help="a .nerv file to decode end to end")
     ap.add_argument("--out", default=str(RESULTS / "decode_v2.json"))
     a = ap.parse_args(argv)
     threads = [int(x) for x in a.threads.split(",") if x]
     res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
-           "machine": machine(torch.device("cpu")), "compare": [], "streams": []}
+           "machine": machine(torch.device("cpu")), "init": load_init(a.init).short_id, "compare": [], "streams": []}
     for w, h in parse_sizes(a.sizes):
         for th in threads:
-            c = compare(w, h, th, a.rounds)
+            c = compare(w, h, th, a.rounds, a.init)
             res["compare"].append(c)
             print(f"{w}x{h} t{th}: " + ", ".join(f"{k} {v:.1f} fps (x{c['speedup'][k]:.2f})"
                                                  for k, v in c["fps"].items()), flush=True)

@@ -202,7 +202,7 @@ def _film_gelu_shuffle(block: NeRVBlock, x: Tensor, gamma: Tensor, beta: Tensor)
     # PixelShuffle reads channel c·s² + k as sub-pixel k of channel c: reorder to k·c_out + c
     w = w.view(c, s2, *w.shape[1:]).transpose(0, 1).reshape(w.shape)
     b = b.view(c, s2).t().reshape(-1)
-    y = F.conv2d(x, _channels_last(w), b, padding=1)
+    y = F.conv2d(x, _channels_last(w), b, padding=block.conv.padding)
     n, _, h, wd = y.shape
     y = torch.ops.aten.gelu_(y.permute(0, 2, 3, 1).view(n, h, wd, s, s, c))  # NHWC: [n,h,w,i,j,c]
     out = torch.empty(n, h * s, wd * s, c, dtype=y.dtype, device=y.device)
