@@ -70,7 +70,14 @@ at 0.257 bpp for 8 s of modelled compute (47 / 16 steps) and 19.15 dB at 0.044 b
 at 0.120 bpp for 20 s (117 / 40 steps): batch 2 is better in both quality and rate (more
 steps also move more weights to level 0: the rate term's gradient does not grow with the
 batch). At batch 2 and 8 s, lr 1e-2 gave 17.13 dB at 0.093 bpp and 4e-2 12.14 dB at 0.090 bpp,
-so the v2 default 2e-2 stays. The batch is capped by the GOP's frame count and by
+so the v2 default 2e-2 stayed then, judged on PSNR alone. Judged on bytes too, across rungs, it
+does not: at ``medium`` on the train clips (vt2people 9 f, whisper 9 f, chaplin 16 f; ``-q 3/5/7``,
+``benchmarks/results/lr-by-rung/``) lr 1e-2 wrote 12-38 % fewer bytes on all 9 points, for
+-0.3..+1.5 dB at ``-q 3`` and +1.1..+8.7 dB at ``-q 5``/``7``, where 2e-2 often collapsed (chaplin
+q7 9.20 dB, whisper q5 18.52 dB under its q3's 19.37). The bundled demo (120 frames, ``-q 5``):
+14,211 B 25.50 dB at 1e-2 vs 22,951 B 25.30 dB. At rd-v2's long fits (300 steps of 8, vt2people)
+it is a wash: q4 0.0527 bpp 21.27 dB vs 0.0592 / 21.50 (+0.1 dB on the 2e-2 curve), q7 0.2716 /
+25.74 vs 0.3240 / 26.65 (-0.4 dB). Since 2026-11-28 the presets use 1e-2. The batch is capped by the GOP's frame count and by
 ``MAX_STEP_PIXELS`` (720p and larger: one frame per step).
 
 Compute against quality: ``medium`` spends about a quarter of what the encoder's earlier fixed
@@ -105,7 +112,7 @@ class PresetSpec:
 
     fit_seconds_per_mp: float  # fitting budget per megapixel of video under the cost model
     batch: int = 2  # frames per step before the GOP and per-step pixel caps
-    lr: float = 2e-2  # peak learning rate of the residuals (FitSettings.lr)
+    lr: float = 1e-2  # peak learning rate of the residuals (FitSettings.lr); see the docstring
 
 
 PRESETS: dict[str, PresetSpec] = {
