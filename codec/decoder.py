@@ -255,10 +255,14 @@ def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width:
             frames(rows[i:i + batch])
         return out
     workers = min(workers, len(rows))
-    with ThreadPoolExecutor(workers, initializer=_one_thread_here) as pool:
-        for i in range(0, len(rows), batch):
-            part = rows[i:i + batch]
-            list(pool.map(frames, [part[w::workers] for w in range(workers) if part[w::workers]]))
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, initializer=_one_thread_here) as pool:
+            for i in range(0, len(rows), batch):
+                part = rows[i:i + batch]
+                list(pool.map(frames, [part[w::workers] for w in range(workers) if part[w::workers]]))
+    finally:  # MKL's thread count is process-wide: give the caller back its own
+        torch.set_num_threads(threads)
     return out
 
 

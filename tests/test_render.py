@@ -49,3 +49,16 @@ def test_the_decoders_worker_threads_give_the_serial_frames():
     assert serial.shape == (9, 40, 56, 3) and serial.dtype.name == "uint8"
     assert (serial == threaded).all()
     assert len({serial[i].tobytes() for i in range(9)}) == 9
+
+
+def test_the_decoders_worker_threads_leave_the_callers_thread_count():
+    from codec.decoder import render
+    init = load_init(DEFAULT_INIT)
+    model = build_model(init.config, grid_size_for(16, 16, init.config), init.state).eval()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        render(model, [0, 1, 2], 3, 16, 16, torch.device("cpu"), batch=2, workers=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
