@@ -15,7 +15,6 @@ Writes the JSON and a markdown table next to it (default ``benchmarks/results/de
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from datetime import datetime, timezone
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.speed import _commit, machine, parse_sizes
+from benchmarks.speed import _commit, machine, parse_sizes, write_json_and_markdown
 from codec.decoder import render
-from metanerv.init_file import DEFAULT_INIT, load_init
+from metanerv.init_file import DEFAULT_INIT, InitFile, load_init
 from metanerv.model import build_model, frame_times, grid_size_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,10 +38,9 @@ def _time(fn, t: torch.Tensor, batch: int) -> float:
     return time.perf_counter() - w0
 
 
-def compare(width: int, height: int, threads: int, rounds: int, init_path: str | Path = DEFAULT_INIT) -> dict:
+def compare(width: int, height: int, threads: int, rounds: int, init: InitFile) -> dict:
     """Frames/s of forward (batch 8) and render at one size, interleaved rounds."""
     torch.set_num_threads(threads)
-    init = load_init(init_path)
     model = build_model(init.config, grid_size_for(height, width, init.config), init.state).eval()
     t = frame_times(list(range(FRAMES)), FRAMES)
     idx = list(range(FRAMES))
@@ -99,11 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / "decode_v2.json"))
     a = ap.parse_args(argv)
     threads = [int(x) for x in a.threads.split(",") if x]
+    init = load_init(a.init)
     res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
-           "machine": machine(torch.device("cpu")), "init": load_init(a.init).short_id, "compare": [], "streams": []}
+           "machine": machine(torch.device("cpu")), "init": init.short_id, "compare": [], "streams": []}
     for w, h in parse_sizes(a.sizes):
         for th in threads:
-            c = compare(w, h, th, a.rounds, a.init)
+            c = compare(w, h, th, a.rounds, init)
             res["compare"].append(c)
             print(f"{w}x{h} t{th}: " + ", ".join(f"{k} {v:.1f} fps (x{c['speedup'][k]:.2f})"
                                                  for k, v in c["fps"].items()), flush=True)
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
             res["streams"].append(r)
             print(f"{s} t{th}: {r['fps']:.1f} fps end to end", flush=True)
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(res))
+    write_json_and_markdown(out, res, markdown(res))
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return res
 

@@ -311,6 +311,13 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_json_and_markdown(out: Path, res: dict, md: str) -> None:
+    """A speed run's JSON at ``out`` and its markdown table next to it (``.md``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    out.with_suffix(".md").write_text(md)
+
+
 def main(argv: list[str] | None = None) -> dict:
     from codec.decoder import pick_device
 
@@ -373,9 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  [int(s) for s in a.quality_seeds.split(",") if s], a.device)
     res["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     res["seconds"] = res.get("seconds", 0.0) * a.append + time.perf_counter() - t_start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(res))
+    write_json_and_markdown(out, res, markdown(res))
     print(f"wrote {out} and {out.with_suffix('.md')} in {res['seconds']:.0f} s")
     return res
 
