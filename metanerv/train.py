@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start-from", default=None, metavar="INIT",
                    help="warm start: begin from this init file's tensors (same model shape) "
                         "instead of a random model, e.g. to move an init to new task kinds")
+    g.add_argument("--channels", type=_csv_ints, default=None, metavar="C1,C2,C3,C4",
+                   help="channels of the decoder blocks (default: the shipped model's "
+                        f"{','.join(map(str, NeRVConfig().channels))}); another shape is another "
+                        "capacity class and needs its own init")
     g.add_argument("--tiny", action="store_true", help="a tiny model (tests and smoke runs)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -285,6 +289,19 @@ def main(argv: list[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
+def model_config(opts: argparse.Namespace) -> NeRVConfig:
+    """The model shape ``--tiny`` / ``--channels`` ask for (the shipped shape otherwise)."""
+    if opts.channels is None:
+        return tiny_config() if opts.tiny else NeRVConfig()
+    default = NeRVConfig()
+    if opts.tiny:
+        raise NervcError("--channels and --tiny both fix the model shape: give one")
+    if len(opts.channels) != len(default.strides) or not all(0 < c <= 256 for c in opts.channels):
+        raise NervcError(f"--channels wants {len(default.strides)} widths in 1..256, "
+                         f"got {','.join(map(str, opts.channels))}")
+    return NeRVConfig(channels=tuple(opts.channels))
+
+
 def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
     if opts.steps is None and opts.minutes is None:
         raise NervcError("give a budget: --steps N and/or --minutes M")
@@ -326,7 +343,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     rank, world, device = _dist_setup()
     threads = max(1, opts.threads)
     torch.set_num_threads(threads)
-    config = tiny_config() if opts.tiny else NeRVConfig()
+    config = model_config(opts)
     _check(opts, config)
     weights = None if opts.no_spatial else tuple(opts.scale_weights)
     schedule = FrameSchedule(start=min(opts.frames_start, opts.frames), end=opts.frames,

@@ -171,3 +171,26 @@ def test_start_from_an_init_begins_at_its_tensors(clip_dir, tmp_path):
     full = tmp_path / "full.safetensors"  # the shipped (full-size) model's init
     assert train.main(_argv(clip_dir, full, "--steps", "0", "--start-from",
                             str(Path(train.__file__).parent / "inits" / "default.safetensors"))) == 1
+
+
+def test_channels_pick_the_model_shape(clip_dir, tmp_path, capsys):
+    """--channels trains another capacity class (a warm start must match it); bad widths and
+    --channels with --tiny are refused with one message."""
+    args = [a for a in TINY_ARGS if a != "--tiny"]
+    narrow = tmp_path / "narrow.safetensors"
+    argv = [str(clip_dir), "--out", str(narrow), *args, "--steps", "1", "--channels", "8,6,4,2",
+            "--scale-weights", "0.1,0.2,0.3,0.4"]
+    assert train.main(argv) == 0
+    init = load_init(narrow)
+    assert init.config.channels == (8, 6, 4, 2) and init.state["head.weight"].shape[1] == 2
+    again = tmp_path / "again.safetensors"
+    assert train.main([str(clip_dir), "--out", str(again), *args, "--steps", "0", "--channels", "8,6,4,2",
+                       "--start-from", str(narrow)]) == 0
+    assert torch.equal(load_init(again).state["head.weight"], init.state["head.weight"])
+    assert train.main([str(clip_dir), "--out", str(again), *args, "--steps", "0", "--channels", "8,6,4,4",
+                       "--start-from", str(narrow)]) == 1  # another shape
+    capsys.readouterr()
+    assert train.main(_argv(clip_dir, again, "--steps", "1", "--channels", "8,6,4")) == 1
+    assert train.main([str(clip_dir), "--out", str(again), *args, "--steps", "1", "--channels", "8,6,4,0"]) == 1
+    err = capsys.readouterr().err
+    assert "--channels and --tiny" in err and "--channels wants 4 widths" in err
