@@ -55,13 +55,15 @@ def test_the_encoder_fits_with_the_init_step_sizes(tmp_path, inits):
     clip = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, 6))
     kw = dict(steps=4, batch=2, progress=False)
     out = {}
-    for name, init, meta in (("plain", "default", True), ("flat", flat, True), ("skewed", skewed, True),
-                             ("skewed-off", skewed, False)):
+    for name, init, meta in (("plain", "default", False), ("default", "default", True), ("flat", flat, True),
+                             ("skewed", skewed, True), ("skewed-off", skewed, False)):
         codec.encode(clip, tmp_path / f"{name}.nerv", init=init, meta_lr=meta, **kw)
         out[name] = (tmp_path / f"{name}.nerv").read_bytes()
     assert out["flat"] == out["plain"]  # equal step sizes normalise to 1: plain Adam
     assert out["skewed"] != out["plain"]
     assert out["skewed-off"] == out["plain"]  # same digest: the step sizes are not in the stream
+    assert load_init(DEFAULT_INIT).metasgd is not None  # the shipped init carries step sizes ...
+    assert out["default"] != out["plain"]  # ... and the encoder uses them unless told not to
 
 
 def test_cli_no_meta_lr(tmp_path, inits):
