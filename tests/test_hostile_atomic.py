@@ -158,7 +158,7 @@ def test_decode_interrupted_while_writing_keeps_the_old_file(tmp_path, sig):
                        "--init", str(CORPUS / "init_tinyA.safetensors"), "--device", "cpu", "--quiet"],
                       "STALLED-IN-WRITE", log, prelude=STALL_VIDEO)
     _interrupt(proc, SIGNALS[sig], log)
-    _check_dir(d, {"o.mkv": b"old video"}, SIGNALS[sig], "o.mkv", ".mkv")
+    _check_dir(d, {"o.mkv": b"old video"}, SIGNALS[sig], "o.mkv", ".tmp")  # atomic_output names every temp .tmp
 
 
 def test_meta_train_killed_then_resumed(tmp_path):
