@@ -37,7 +37,7 @@ from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, ren
 from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start, finish_fit, finish_fit_at_rate,
                             frames_to_tensor, run_fit, start_fit)
-from codec.inits import resolve_init
+from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER
 from codec.parallel import RankLink, in_order_pool, start_distributed
 from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
@@ -526,7 +526,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     scales = lr_scales(init_file, clamp=META_LR_CLAMP) if init_file and meta_lr else None
     if scales:
         settings = {q: replace(s, lr_scales=scales) for q, s in settings.items()}
-    config = init_file.config if init_file else NeRVConfig()
+    config = init_file.config if init_file else random_init_config()
     gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
     num_gops = -(-src.num_frames // gop_frames) if known else None
     grid_hw = grid_size_for(src.height, src.width, config)

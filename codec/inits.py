@@ -6,6 +6,7 @@ from pathlib import Path
 
 from nervcore.errors import NervcError
 from metanerv.init_file import DEFAULT_INIT, InitFile, known_inits, load_init
+from metanerv.model import NeRVConfig
 
 
 def resolve_init(spec: str | os.PathLike | InitFile | None) -> InitFile | None:
@@ -20,6 +21,17 @@ def resolve_init(spec: str | os.PathLike | InitFile | None) -> InitFile | None:
                              "reinstall nervc or pass --init random|PATH")
         return load_init(DEFAULT_INIT)
     return load_init(Path(spec))
+
+
+def random_init_config() -> NeRVConfig:
+    """The model shape of an encode without an init: the shipped init's, so that ``--init random``
+    differs from the default only in where the weights start (NeRVConfig's defaults otherwise)."""
+    if DEFAULT_INIT.is_file():
+        try:
+            return load_init(DEFAULT_INIT).config
+        except NervcError:
+            pass
+    return NeRVConfig()
 
 
 def find_init(digest: bytes, extra: list[str | os.PathLike | InitFile] | None = None) -> InitFile:

@@ -138,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warm start: begin from this init file's tensors (same model shape) "
                         "instead of a random model, e.g. to move an init to new task kinds")
     g.add_argument("--channels", type=_csv_ints, default=None, metavar="C1,C2,C3,C4",
-                   help="channels of the decoder blocks (default: the shipped model's "
-                        f"{','.join(map(str, NeRVConfig().channels))}); another shape is another "
-                        "capacity class and needs its own init")
+                   help="channels of the decoder blocks (default "
+                        f"{','.join(map(str, NeRVConfig().channels))}; the shipped init is 32,24,16,8); "
+                        "another shape is another capacity class and needs its own init")
     g.add_argument("--tiny", action="store_true", help="a tiny model (tests and smoke runs)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

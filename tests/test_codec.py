@@ -131,3 +131,18 @@ def test_a_long_ladder_shares_the_stable_phase(tmp_path, bus, monkeypatch):
     codec.encode_ladder(bus, {2: tmp_path / "l2.nerv", 6: tmp_path / "l6.nerv"}, steps=12, progress=False)
     codec.encode(bus, tmp_path / "s2.nerv", quality=2, steps=12, progress=False)
     assert (tmp_path / "l2.nerv").read_bytes() != (tmp_path / "s2.nerv").read_bytes()
+
+
+def test_random_init_encodes_the_shipped_model_shape(tmp_path):
+    """--init random changes where the weights start, not the model: same shape as the default."""
+    from bitstreams import BitstreamReader
+    from metanerv.init_file import DEFAULT_INIT, load_init
+    from metanerv.model import NeRVConfig
+
+    clip = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, 2))
+    out = tmp_path / "r.nerv"
+    codec.encode(clip, out, init="random", steps=1, batch=2, progress=False)
+    header = BitstreamReader(out).header
+    shipped = load_init(DEFAULT_INIT).config
+    assert not header.has_init and header.config == shipped
+    assert shipped != NeRVConfig()  # the shipped init is the c8 class, not the dataclass default
