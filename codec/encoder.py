@@ -121,7 +121,7 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
 # Rungs share a fit's stable phase only when the decay phase left to each is this long. At the
 # presets' short fits (28-95 steps for 9-32 frames at medium) a 3-rung ladder sharing the
 # stable phase at q7's lam wrote q3 at 5.5x the bytes of `-q 3` alone and 1.9 dB worse on
-# carphone (29,815 B 19.16 dB vs 5,469 B 21.07 dB; benchmarks/results/capacity/c8_*.jsonl);
+# carphone (29,815 B 19.16 dB vs 5,469 B 21.07 dB; benchmarks/results/ladder-short/);
 # at rd-v2's 300 steps (decay 120) the shared ladder is the published curve.
 MIN_SHARED_DECAY_STEPS = 100
 META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
@@ -226,11 +226,12 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         record, bits = gop_record(coded, first, chunk.shape[0])
         return {q: (record, bits, lam)}
     common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()), **gop_fit)
-    shared = len(settings) > 1 and common.steps - decay_start(common) >= MIN_SHARED_DECAY_STEPS
+    prefix = decay_start(common)
+    shared = len(settings) > 1 and common.steps - prefix >= MIN_SHARED_DECAY_STEPS
     state = None
     if shared:
         state = start_fit(model, base, common)
-        run_fit(model, target, base, state, common, decay_start(common), pixels, progress, f"fit{label}")
+        run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
     out = {}
     for q, s in settings.items():
         s = replace(s, seed=seed, **gop_fit)

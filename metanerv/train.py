@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def model_config(opts: argparse.Namespace) -> NeRVConfig:
-    """The model shape ``--tiny`` / ``--channels`` ask for (the shipped shape otherwise)."""
+    """The model shape ``--tiny`` / ``--channels`` ask for (NeRVConfig's defaults otherwise)."""
     if opts.channels is None:
         return tiny_config() if opts.tiny else NeRVConfig()
     default = NeRVConfig()
