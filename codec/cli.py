@@ -80,7 +80,7 @@ def _wants_preset_help(argv: list[str]) -> bool:
 def encode_main(argv: list[str]) -> int:
     from codec import presets
     from codec.encoder import encode
-    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, QUALITY_LEVELS
+    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, QUALITY_LEVELS
     from nervcore.video_io import parse_fps, parse_size
 
     if _wants_preset_help(argv):
@@ -143,6 +143,11 @@ def encode_main(argv: list[str]) -> int:
         predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop)
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
+    rung = LADDER[a.quality].lam
+    if a.lam is None and a.bpp is None and r.lam > rung * (1 + 1e-6):
+        as_q = next((q for q, x in LADDER.items() if abs(x.lam - r.lam) <= 1e-6 * r.lam), None)
+        print(f"-q {a.quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
+              "more bytes into picture; a slower preset can")
     return 0
 
 

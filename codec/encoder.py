@@ -38,7 +38,7 @@ from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start, finish_fit, finish_fit_at_rate,
                             frames_to_tensor, run_fit, start_fit)
 from codec.inits import random_init_config, resolve_init
-from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER
+from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
 from codec.parallel import RankLink, in_order_pool, start_distributed
 from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
 from nervcore.errors import NervcError
@@ -95,7 +95,8 @@ def _settings(quality: int, steps: int | None, seed: int, lr: float | None, batc
     if quality not in LADDER:
         raise NervcError(f"quality {quality} not in {sorted(LADDER)}")
     given = {k: v for k, v in {"steps": steps, "lr": lr, "batch": batch}.items() if v is not None}
-    s = FitSettings(seed=seed, lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp, **given)
+    s = FitSettings(seed=seed, lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp,
+                    budget_floor=lam is None and bpp is None, **given)
     if s.steps < 0:
         raise NervcError("--steps must be >= 0")
     if s.batch < 1:
@@ -195,6 +196,15 @@ class CodedRung:
         return self.section, self.words, self.bits, self.lam, self.mse
 
 
+def with_budget(s: FitSettings, seed: int, gop_fit: dict, frames: int) -> FitSettings:
+    """``s`` as GOP's fit runs it: its seed, the preset's steps/batch/lr, and a -q rung's lam
+    raised to the floor of that budget (``codec.ladder.lam_floor``)."""
+    s = replace(s, seed=seed, **gop_fit)
+    if s.budget_floor:
+        s = replace(s, lam=max(s.lam, lam_floor(s.steps * min(s.batch, frames) / frames)))
+    return s
+
+
 def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
                     settings: dict[int, FitSettings] | None = None, *, progress: bool = False,
                     label: str = "") -> dict[int, tuple[GopRecord, float, float]]:
@@ -207,7 +217,9 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     steps; with fewer, each rung is fitted on its own (a short decay cannot bring the shared
     fit's rate down to a low rung's). The model and the fit are seeded with ``seed + gi``, so
     a GOP codes the same wherever and in whatever order it is fitted. ``settings`` may differ
-    from GOP to GOP (their seeds must be the encode's).
+    from GOP to GOP (their seeds must be the encode's). A -q rung's weight is first raised to
+    the budget's floor (:func:`with_budget`); rungs that end up with the same settings are
+    fitted once.
     """
     settings = settings or plan.settings
     dev = pick_device(plan.device)
@@ -218,14 +230,15 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
     base_cpu = plan.base_tensors()
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
-    gop_fit = plan.gop_fit(chunk.shape[0])
+    n = chunk.shape[0]
+    gop_fit = plan.gop_fit(n)
+    settings = {q: with_budget(s, seed, gop_fit, n) for q, s in settings.items()}
     if first_s.target_bpp:
         (q, s), = settings.items()
-        s = replace(s, seed=seed, **gop_fit)
         coded, lam = fit_to_rate(model, target, base, s, pixels, plan.header_bpp, progress, f"fit{label}")
         record, bits = gop_record(coded, first, chunk.shape[0])
         return {q: (record, bits, lam)}
-    common = replace(first_s, seed=seed, lam=min(s.lam for s in settings.values()), **gop_fit)
+    common = replace(next(iter(settings.values())), lam=min(s.lam for s in settings.values()))
     prefix = decay_start(common)
     shared = len(settings) > 1 and common.steps - prefix >= MIN_SHARED_DECAY_STEPS
     state = None
@@ -234,7 +247,10 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
     out = {}
     for q, s in settings.items():
-        s = replace(s, seed=seed, **gop_fit)
+        twin = next((p for p in out if settings[p] == s), None)
+        if twin is not None:  # rungs raised to the same budget floor: the same fit, fitted once
+            out[q] = out[twin]
+            continue
         if shared:  # branch off the shared stable phase with this rung's lam
             mine = branch(state)
             mine.lam = s.lam

@@ -47,6 +47,7 @@ class FitSettings:
     lam: float = 0.3  # bits are weighed as lam * bits per pixel of the GOP
     decay_fraction: float = 0.4  # the last part of the schedule, where the step size decays
     target_bpp: float | None = None  # --bpp: the encoder searches lam for this rate (encoder.fit_to_rate)
+    budget_floor: bool = False  # lam is a -q rung's: raised to codec.ladder.lam_floor of the fit's budget
     seed: int = 0
     compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
     lr_scales: dict[str, float] | None = None  # Meta-SGD: per-tensor multipliers of every Adam update

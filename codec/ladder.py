@@ -8,6 +8,7 @@ one the fit steers towards a target rate.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -34,3 +35,35 @@ DEFAULT_GOP = 120
 # steps, at the smallest of their lam) when the decay phase has at least
 # codec.encoder.MIN_SHARED_DECAY_STEPS steps; each runs the decay phase alone with its own lam,
 # so k rungs cost 0.6 + 0.4 k fits instead of k. Shorter fits give each rung a fit of its own.
+
+# A short fit cannot turn the bytes of a small lam into picture: at `medium` (about 6 frame
+# visits per frame) the bench ladders were flat above q5 (q6-q8 within 0.3 dB on 6 of 7 clips
+# for 1.5-2.5x q5's bytes, benchmarks/results/v2-medium/), while 300 steps of 8 frames (~38
+# visits per frame) still gain up to q7. On train/ clips (benchmarks/results/lam-floor/) the
+# last rung that still buys >= 0.3 dB sits at lam ~ FLOOR_LAM_VISITS / (frame visits per
+# frame) (geometric mean over clips; per clip it varies ~4x either way). A -q rung below that
+# floor is fitted as the ladder rung nearest the floor (in log lam), so at a short budget the
+# top rungs become exact copies of a lower one (the encoder fits them once) instead of paying
+# for bytes the fit cannot use. An explicit --lam or --bpp is never raised.
+FLOOR_LAM_VISITS = 4.0
+
+
+def lam_floor(visits_per_frame: float) -> float:
+    """The ladder lam closest (in log) to the smallest rate weight a fit of
+    ``visits_per_frame`` (steps x batch / frames) still turns into picture; 0 for a fit of no
+    steps (nothing to fit: every rung's lam stands)."""
+    if visits_per_frame <= 0:
+        return 0.0
+    want = math.log(FLOOR_LAM_VISITS / visits_per_frame)
+    return min((r.lam for r in LADDER.values()), key=lambda lam: abs(math.log(lam) - want))
+
+
+def floor_rung(visits_per_frame: float) -> int:
+    """The rung every higher one is fitted as at this budget (the top rung when none is raised)."""
+    floor = lam_floor(visits_per_frame)
+    return max(q for q, r in LADDER.items() if r.lam >= floor) if floor else max(LADDER)
+
+
+def rung_lam(quality: int, visits_per_frame: float) -> float:
+    """The rate weight rung ``quality`` fits with at a budget of ``visits_per_frame``."""
+    return max(LADDER[quality].lam, lam_floor(visits_per_frame))

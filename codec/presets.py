@@ -91,6 +91,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from codec.ladder import floor_rung
 from nervcore.errors import NervcError
 
 # ---- cost model (see the module docstring for how these were measured)
@@ -229,10 +230,12 @@ def table(width: int = 352, height: int = 288, frames: int = 120) -> list[Preset
 def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
     """The presets as a short text table (``nervc encode --preset help``)."""
     lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output; s/MP is "
-             "predicted, for one thread:",
-             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s}"]
+             "predicted, for one thread; higher -q rungs are fitted as 'top -q' (a fit this short "
+             "cannot use their bytes):",
+             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s}"]
     for r in table(width, height, frames):
         mark = "  (default)" if r.preset == DEFAULT_PRESET else ""
+        top = floor_rung(r.steps * r.batch / frames)
         lines.append(f"  {r.preset:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
-                     f"{r.predicted_seconds_per_mp:6.1f}{mark}")
+                     f"{r.predicted_seconds_per_mp:6.1f} {top:6d}{mark}")
     return "\n".join(lines)

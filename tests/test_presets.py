@@ -118,6 +118,9 @@ def test_table_text_lists_every_preset():
     text = presets.table_text()
     assert all(p in text for p in PRESET_NAMES) and "352x288x120" in text
     assert "(default)" in next(line for line in text.splitlines() if "medium" in line)
+    tops = [int(next(line for line in text.splitlines() if line.split()[:1] == [p]).split()[5])
+            for p in PRESET_NAMES]
+    assert tops == sorted(tops) and tops[-1] == 8 and tops[PRESET_NAMES.index("medium")] >= 5
 
 
 # ---- the encoder and the CLI apply the presets

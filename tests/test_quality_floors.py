@@ -54,4 +54,6 @@ def test_shipped_init_beats_random_init_at_20_steps(clip, tmp_path):
     meta = codec.encode(clip, tmp_path / "m.nerv", steps=20, quality=8, batch=8, progress=False)
     rand = codec.encode(clip, tmp_path / "r.nerv", steps=20, quality=8, init="random", batch=8,
                          progress=False)
-    assert meta.psnr >= rand.psnr + 3.0, (meta.psnr, rand.psnr)  # measured 18.74 vs 13.15 dB (c8; c12: 18.40 vs 13.16)
+    # measured 17.92 vs 13.16 dB (c8; 20 visits per frame fit -q 8 as -q 6 since the budget
+    # floor, codec.ladder.lam_floor; at q8's own lam: 18.74 vs 13.15, c12: 18.40 vs 13.16)
+    assert meta.psnr >= rand.psnr + 3.0, (meta.psnr, rand.psnr)

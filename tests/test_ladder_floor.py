@@ -1,0 +1,75 @@
+"""The ladder's budget floor: a -q rung's rate weight is raised to what a fit this short can
+still turn into picture (codec.ladder.lam_floor); an explicit --lam or --bpp is never raised."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import codec
+from codec.cli import main
+from codec.ladder import LADDER, QUALITY_LEVELS, floor_rung, lam_floor, rung_lam
+from codec.presets import PRESET_NAMES, schedule
+from nervcore.video_io import Video, read_video
+from tests.conftest import DATA
+
+VISITS = [0.4, 1.0, 2.4, 4.0, 6.4, 13.5, 27.1, 37.5, 54.1, 200.0]
+
+
+def test_the_floor_is_a_ladder_rung_that_falls_with_the_budget():
+    floors = [lam_floor(v) for v in VISITS]
+    assert all(a >= b > 0 for a, b in zip(floors, floors[1:])), floors
+    assert floors[0] > floors[-1]
+    assert set(floors) <= {r.lam for r in LADDER.values()}  # raised rungs copy a real rung
+    assert lam_floor(0) == 0.0 and floor_rung(0) == max(LADDER)  # no fit: every rung's lam stands
+    assert lam_floor(1e-3) == LADDER[1].lam and lam_floor(1e6) == LADDER[8].lam
+    for v in VISITS:
+        lams = [rung_lam(q, v) for q in QUALITY_LEVELS]
+        assert all(lam >= LADDER[q].lam for q, lam in zip(QUALITY_LEVELS, lams))
+        assert all(a >= b for a, b in zip(lams, lams[1:])), (v, lams)  # still a ladder
+        k = floor_rung(v)
+        assert lams[k - 1] == LADDER[k].lam and all(lam == LADDER[k].lam for lam in lams[k - 1:])
+        assert lams[:k - 1] == [LADDER[q].lam for q in QUALITY_LEVELS[:k - 1]]  # the rest untouched
+    assert rung_lam(1, 6.4) == LADDER[1].lam  # the low rungs are untouched at the default preset
+    assert rung_lam(8, 200.0) == LADDER[8].lam  # and the whole ladder at a long enough fit
+
+
+def test_the_default_rung_is_not_raised_at_any_preset_of_a_cif_gop():
+    """-q 5 keeps its lam from medium up; the floor only trims rungs the fit cannot use."""
+    for p in PRESET_NAMES[PRESET_NAMES.index("medium"):]:
+        s = schedule(p, 352, 288, 120)
+        assert rung_lam(5, s.steps * s.batch / 120) == LADDER[5].lam, p
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Video:
+    v = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, 4))
+    return Video(np.ascontiguousarray(v.frames[:, :32, :48]), v.fps)
+
+
+def test_a_short_fit_copies_the_floor_rung_and_keeps_explicit_lams(tiny, tmp_path, one_thread):
+    s = schedule("ultrafast", 48, 32, 4)
+    k = floor_rung(s.steps * s.batch / 4)
+    assert 1 < k < 7  # the case under test: q7 and q8 raised, q1 not
+    kw = dict(preset="ultrafast", init="random", progress=False)
+    r = codec.encode_ladder(tiny, {q: tmp_path / f"q{q}.nerv" for q in (1, k, 7, 8)}, **kw)
+    assert [r[q].lam for q in (1, k, 7, 8)] == [LADDER[1].lam] + [LADDER[k].lam] * 3
+    copy = (tmp_path / f"q{k}.nerv").read_bytes()  # raised rungs are the floor rung's file
+    assert (tmp_path / "q7.nerv").read_bytes() == copy == (tmp_path / "q8.nerv").read_bytes()
+    assert (tmp_path / "q1.nerv").read_bytes() != copy
+    alone = codec.encode(tiny, tmp_path / "a.nerv", quality=8, **kw)  # one rung: the same bytes
+    assert (tmp_path / "a.nerv").read_bytes() == copy and alone.lam == LADDER[k].lam
+    explicit = codec.encode(tiny, tmp_path / "e.nerv", lam=LADDER[8].lam, **kw)
+    assert explicit.lam == pytest.approx(LADDER[8].lam)
+    long = codec.encode(tiny, tmp_path / "l.nerv", quality=8, steps=100, batch=4, init="random",
+                        progress=False)
+    assert long.lam == pytest.approx(LADDER[8].lam)  # 100 visits per frame: no floor
+
+
+def test_cli_says_when_a_rung_was_raised(tiny, tmp_path, capsys, one_thread):
+    src = DATA / "fixtures" / "bus_qcif_30f.264"
+    assert main(["encode", str(src), str(tmp_path / "a.nerv"), "--frames", "0:2", "--init", "random",
+                 "--quiet", "--preset", "ultrafast", "-q", "8"]) == 0
+    assert "-q 8 fitted as -q " in capsys.readouterr().out
+    assert main(["encode", str(src), str(tmp_path / "b.nerv"), "--frames", "0:2", "--init", "random",
+                 "--quiet", "--preset", "ultrafast", "-q", "1"]) == 0
+    assert "fitted as" not in capsys.readouterr().out
