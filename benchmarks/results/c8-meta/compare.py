@@ -3,6 +3,7 @@ rate, the slope these clips show between rungs).
 
     python benchmarks/results/c8-meta/compare.py                      # c8_meta vs c12 (../metasgd-lr1e-2)
     python benchmarks/results/c8-meta/compare.py c8_meta c8_meta2     # two inits of runs.jsonl
+    python benchmarks/results/c8-meta/compare.py c8_meta NAME OTHER.jsonl  # NAME's rows from OTHER.jsonl
 """
 import json
 import math
@@ -23,13 +24,13 @@ def rows(path: Path, name: str | None) -> dict:
     return out
 
 
-if len(sys.argv) == 3:
+if len(sys.argv) >= 3:
     ref_name, new_name = sys.argv[1], sys.argv[2]
     ref = rows(HERE / "runs.jsonl", ref_name)
 else:
     ref_name, new_name = "c12", "c8_meta"
     ref = rows(HERE.parent / "metasgd-lr1e-2" / "runs.jsonl", None)
-new = rows(HERE / "runs.jsonl", new_name)
+new = rows(Path(sys.argv[3]) if len(sys.argv) > 3 else HERE / "runs.jsonl", new_name)
 print(f"| clip | q | fit | {ref_name} | {new_name} | ΔPSNR | Δbytes | ΔPSNR at equal bytes |")
 print("|---|---|---|---|---|---|---|---|")
 eq = {}

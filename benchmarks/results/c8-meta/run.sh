@@ -2,7 +2,7 @@
 # usage: bash run.sh NAME INIT  (same 10 points as ../metasgd-lr1e-2/run.sh)
 cd /work/main
 name=$1; init=$2
-J=benchmarks/results/c8-meta/runs.jsonl
+J=${J:-benchmarks/results/c8-meta/runs.jsonl}  # another record file: J=... bash run.sh
 for spec in "../shared/data/train/whisper_640x320.264 9 5" "../shared/data/train/chaplin.mp4 16 5" "../shared/data/train/vt2people_320x192_9f.yuv 9 5" "../shared/data/train/whisper_640x320.264 9 3" "../shared/data/train/chaplin.mp4 16 3" "../shared/data/train/vt2people_320x192_9f.yuv 9 3" "../shared/data/bench/carphone_qcif_120f.mp4 32 5" "../shared/data/bench/foreman_cif_300f.264 16 5" "../shared/data/bench/mobile_cif_30f.264 16 5" "../shared/data/bench/carphone_qcif_120f.mp4 32 3"; do
   set -- $spec
   for f in ${FITS:-meta-lr no-meta-lr}; do
