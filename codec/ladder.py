@@ -39,9 +39,11 @@ DEFAULT_GOP = 120
 # A short fit cannot turn the bytes of a small lam into picture: at `medium` (about 6 frame
 # visits per frame) the bench ladders were flat above q5 (q6-q8 within 0.3 dB on 6 of 7 clips
 # for 1.5-2.5x q5's bytes, benchmarks/results/v2-medium/), while 300 steps of 8 frames (~38
-# visits per frame) still gain up to q7. On train/ clips (benchmarks/results/lam-floor/) the
-# last rung that still buys >= 0.3 dB sits at lam ~ FLOOR_LAM_VISITS / (frame visits per
-# frame) (geometric mean over clips; per clip it varies ~4x either way). A -q rung below that
+# visits per frame) still gain up to q7. On train/ clips at faster/fast/medium/slow
+# (benchmarks/results/lam-floor/) the last rung that still buys picture (>= 0.3 dB and >= 1 dB
+# per e-fold of extra bytes over the best cheaper rung) sits at lam ~ FLOOR_LAM_VISITS / (frame
+# visits per frame): the geometric mean over 4 clips was 3.2-4.7 at every preset; per clip it
+# varies ~4x either way. A -q rung below that
 # floor is fitted as the ladder rung nearest the floor (in log lam), so at a short budget the
 # top rungs become exact copies of a lower one (the encoder fits them once) instead of paying
 # for bytes the fit cannot use. An explicit --lam or --bpp is never raised.
