@@ -53,7 +53,10 @@ def _sigs(*fast: str) -> list:
     return [pytest.param(n, id=n, marks=() if n in fast else pytest.mark.slow) for n in SIGNALS]
 
 
-RUN_CLI = "\nfrom codec.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+# A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+# inherited SIG_IGN; the child gets Ctrl-C's default behaviour back whoever started the tests.
+RUN_CLI = ("\nimport signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+           "from codec.cli import main\nsys.exit(main(sys.argv[1:]))\n")
 
 
 @pytest.fixture(scope="module")
