@@ -13,6 +13,15 @@ DATA = REPO.parent / "shared" / "data"
 torch.set_num_threads(2)
 
 
+def bus_corner(frames: int):
+    """The first ``frames`` frames of the bus fixture cut to 48x32: encodes of a second or two."""
+    import numpy as np
+
+    from nervcore.video_io import Video, read_video
+    v = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, frames))
+    return Video(np.ascontiguousarray(v.frames[:, :32, :48]), v.fps)
+
+
 def manifest() -> list[dict]:
     with open(DATA / "MANIFEST.tsv", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))

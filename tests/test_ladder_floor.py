@@ -2,15 +2,14 @@
 still turn into picture (codec.ladder.lam_floor); an explicit --lam or --bpp is never raised."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import codec
 from codec.cli import main
 from codec.ladder import LADDER, QUALITY_LEVELS, floor_rung, lam_floor, rung_lam
 from codec.presets import PRESET_NAMES, schedule
-from nervcore.video_io import Video, read_video
-from tests.conftest import DATA
+from nervcore.video_io import Video
+from tests.conftest import DATA, bus_corner
 
 VISITS = [0.4, 1.0, 2.4, 4.0, 6.4, 13.5, 27.1, 37.5, 54.1, 200.0]
 
@@ -42,8 +41,7 @@ def test_the_default_rung_is_not_raised_at_any_preset_of_a_cif_gop():
 
 @pytest.fixture(scope="module")
 def tiny() -> Video:
-    v = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, 4))
-    return Video(np.ascontiguousarray(v.frames[:, :32, :48]), v.fps)
+    return bus_corner(4)
 
 
 def test_a_short_fit_copies_the_floor_rung_and_keeps_explicit_lams(tiny, tmp_path, one_thread):

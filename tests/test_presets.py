@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 import codec
@@ -12,8 +11,8 @@ from codec import presets
 from codec.cli import main
 from codec.presets import PRESET_NAMES, PresetSchedule, fit_overrides, schedule, step_seconds, table
 from nervcore.errors import NervcError
-from nervcore.video_io import Video, read_video
-from tests.conftest import DATA, REPO
+from nervcore.video_io import Video
+from tests.conftest import DATA, REPO, bus_corner
 
 # (width, height, frames): GOPs from tiny to 4K
 GOPS = [(176, 144, 1), (176, 144, 30), (176, 144, 120), (352, 288, 64), (352, 288, 120),
@@ -127,8 +126,7 @@ def test_table_text_lists_every_preset():
 
 @pytest.fixture(scope="module")
 def tiny() -> Video:
-    v = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, 3))
-    return Video(np.ascontiguousarray(v.frames[:, :32, :48]), v.fps)
+    return bus_corner(3)
 
 
 def test_encoder_takes_steps_from_the_preset_unless_given(tiny, tmp_path, one_thread):
