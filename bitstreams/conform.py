@@ -9,7 +9,7 @@ A decoder is any object with three methods (or :class:`FunctionDecoder` around t
 callables):
 
 * ``info(path) -> dict``: the header as read (``version``, ``width``, ``height``,
-  ``num_frames``, ``fps`` ``[num, den]``, ``gop_frames``, ``num_gops``, ``init_id`` (32 hex
+  ``coded_size`` ``[width, height]`` (the output size for version 2), ``num_frames``, ``fps`` ``[num, den]``, ``gop_frames``, ``num_gops``, ``init_id`` (32 hex
   digits, ``None`` without an init), ``model`` (``pe_freqs``, ``pe_base``, ``embed_dim``,
   ``grid_channels``, ``grid_anchors``, ``channels``, ``strides``)) and ``records``: per GOP, per
   canonical tensor, ``[step, K, R]`` (``R`` is ``None`` when ``K = 0``);
@@ -55,7 +55,7 @@ from nervcore.errors import NervcError
 HERE = Path(__file__).resolve().parent / "conformance"
 FRAME_TOLERANCE = 2
 MIN_PSNR_DB = 50.0
-HEADER_FIELDS = ("version", "width", "height", "num_frames", "fps", "gop_frames", "num_gops",
+HEADER_FIELDS = ("version", "width", "height", "coded_size", "num_frames", "fps", "gop_frames", "num_gops",
                  "init_id", "model")
 
 
@@ -97,6 +97,7 @@ class ReferenceDecoder:
         h = s.header
         return {
             "version": list(h.version), "width": h.width, "height": h.height,
+            "coded_size": [h.coded_width, h.coded_height],
             "num_frames": h.num_frames, "fps": [h.fps_num, h.fps_den], "gop_frames": h.gop_frames,
             "num_gops": h.num_gops, "init_id": h.init_id.hex() if h.has_init else None,
             "model": {"pe_freqs": h.pe_freqs, "pe_base": float(h.pe_base), "embed_dim": h.embed_dim,

@@ -1,4 +1,4 @@
-"""Reader and writer of the ``.nerv`` container, version 2 (byte layout in SPEC.md).
+"""Reader and writer of the ``.nerv`` container, version 3 (byte layout in SPEC.md).
 
 Everything a header or section declares is checked against the limits below and against the
 bytes actually present *before* any buffer or tensor is made, so a crafted file is rejected
@@ -6,7 +6,10 @@ in milliseconds with a ``BitstreamError`` rather than allocating or crashing.
 
 Version 2 stores, per tensor, a float16 step, the largest level ``K`` and a 16-bit Laplace
 parameter ``R`` (the entropy model is derived from them, nothing else is sent), and one ANS
-stream per GOP. Version 1 files are refused with a message naming their version.
+stream per GOP. Version 3 adds the coded frame size: the networks draw
+``coded_width x coded_height`` frames that the decoder resizes (bicubic) to the output size,
+so that a short fit can spend its steps on fewer pixels. Version 2 files (coded size = output
+size) still decode; version 1 files are refused with a message naming their version.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
 MAGIC = b"NERV"
-VERSION_MAJOR = 2
+VERSION_MAJOR = 3
 VERSION_MINOR = 0
+READ_VERSIONS = (2, 3)  # majors this decoder reads
 SECTION_GOP = 1
 INIT_ID_BYTES = 16  # the first 16 bytes of the init's SHA-256 content digest
 
@@ -54,6 +58,7 @@ ANS_PRECISION = 24  # bits: no symbol costs more than this (see max_words)
 SECTION_OVERHEAD = 9  # type, length, crc
 
 _FIXED = struct.Struct("<4sBBHHHIIIII16sBfHHBB")  # through n_blocks
+_CODED = struct.Struct("<HH")  # version 3: coded_width, coded_height, after n_blocks
 
 
 class BitstreamError(NervcError):
@@ -104,9 +109,31 @@ class Header:
     num_gops: int
     config: NeRVConfig
     init_digest: bytes = bytes(INIT_ID_BYTES)  # init id: first 16 bytes of its SHA-256 digest
+    coded: tuple[int, int] | None = None  # (width, height) the networks draw; None: the output size
 
     def __post_init__(self) -> None:
         self.init_digest = bytes(self.init_digest[:INIT_ID_BYTES]).ljust(INIT_ID_BYTES, b"\0")
+        if self.coded is not None:
+            self.coded = (int(self.coded[0]), int(self.coded[1]))
+            if self.coded == (self.width, self.height):
+                self.coded = None
+
+    @property
+    def coded_width(self) -> int:
+        return self.coded[0] if self.coded else self.width
+
+    @property
+    def coded_height(self) -> int:
+        return self.coded[1] if self.coded else self.height
+
+    @property
+    def coded_hw(self) -> tuple[int, int]:
+        return (self.coded_height, self.coded_width)
+
+    @property
+    def resized(self) -> bool:
+        """Whether the decoder resizes the networks' frames to the output size."""
+        return self.coded_hw != (self.height, self.width)
 
     @property
     def has_init(self) -> bool:
@@ -114,7 +141,7 @@ class Header:
 
     @property
     def grid_hw(self) -> tuple[int, int]:
-        return grid_size_for(self.height, self.width, self.config)
+        return grid_size_for(self.coded_height, self.coded_width, self.config)
 
 
 @dataclass
@@ -161,6 +188,7 @@ def encode_header(h: Header) -> bytes:
                        h.fps.numerator, h.fps.denominator, h.gop_frames, h.num_gops,
                        h.init_digest, c.pe_freqs, c.pe_base, c.embed_dim, c.grid_channels,
                        c.grid_anchors, len(c.channels))
+    body += _CODED.pack(h.coded_width, h.coded_height)
     body += struct.pack(f"<{len(c.channels)}H", *c.channels)
     body += struct.pack(f"<{len(c.strides)}B", *c.strides)
     body = body[:6] + struct.pack("<H", len(body)) + body[8:]
@@ -359,10 +387,10 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(data[:4] == MAGIC, "not a .nerv file (bad magic)")
     major, minor, hlen = struct.unpack_from("<BBH", data, 4)
     _check(major != 1, f"bitstream version {major}.{minor} (nervc 0.1) is no longer supported: this "
-                       f"decoder reads version {VERSION_MAJOR}.x; decode it with nervc 0.1 or encode the "
+                       f"decoder reads versions 2.x and 3.x; decode it with nervc 0.1 or encode the "
                        f"video again")
-    _check(major == VERSION_MAJOR, f"bitstream version {major}.{minor} is not supported "
-                                   f"(this decoder reads version {VERSION_MAJOR}.x); upgrade nervc")
+    _check(major in READ_VERSIONS, f"bitstream version {major}.{minor} is not supported "
+                                   f"(this decoder reads versions 2.x and 3.x); upgrade nervc")
     _check(_FIXED.size <= hlen <= MAX_HEADER_BYTES, f"bad header length {hlen}")
     _check(len(data) >= hlen + 4, "truncated header")
     body = data[:hlen]
@@ -383,15 +411,19 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(1 <= grid_c <= MAX_GRID_CHANNELS, f"grid channels {grid_c} out of range")
     _check(1 <= anchors <= MAX_ANCHORS, f"grid anchors {anchors} out of range")
     _check(1 <= n_blocks <= MAX_BLOCKS, f"block count {n_blocks} out of range")
-    _check(hlen == _FIXED.size + 3 * n_blocks, f"header length {hlen} does not match {n_blocks} blocks")
-    off = _FIXED.size
+    off = _FIXED.size + (_CODED.size if major >= 3 else 0)
+    _check(hlen == off + 3 * n_blocks, f"header length {hlen} does not match {n_blocks} blocks")
+    coded_w, coded_h = _CODED.unpack_from(body, _FIXED.size) if major >= 3 else (width, height)
+    _check(1 <= coded_w <= width and 1 <= coded_h <= height,
+           f"coded frame size {coded_w}x{coded_h} out of range (1x1 to the output's {width}x{height})")
     channels = struct.unpack_from(f"<{n_blocks}H", body, off)
     strides = struct.unpack_from(f"<{n_blocks}B", body, off + 2 * n_blocks)
     _check(all(1 <= c <= MAX_CHANNELS for c in channels), f"block channels {channels} out of range")
     _check(all(1 <= s <= MAX_STRIDE for s in strides), f"block strides {strides} out of range")
     config = NeRVConfig(pe_freqs=pe_freqs, pe_base=pe_base, embed_dim=embed, grid_channels=grid_c,
                         grid_anchors=anchors, channels=channels, strides=strides)
-    header = Header(width, height, frames, Fraction(fps_n, fps_d), gop_frames, num_gops, config, digest)
+    header = Header(width, height, frames, Fraction(fps_n, fps_d), gop_frames, num_gops, config, digest,
+                    (coded_w, coded_h))
     gh, gw = header.grid_hw
     _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS,
            f"grid of {anchors}x{grid_c}x{gh}x{gw} values exceeds the limit of {MAX_DECODE_PARAMS}")

@@ -69,6 +69,8 @@ class Header:
     grid_anchors: int
     channels: tuple[int, ...]
     strides: tuple[int, ...]
+    coded_width: int
+    coded_height: int
 
     @property
     def fps(self) -> Fraction:
@@ -85,7 +87,7 @@ class Header:
     @property
     def grid_size(self) -> tuple[int, int]:
         s = self.total_stride
-        return -(-self.height // s), -(-self.width // s)
+        return -(-self.coded_height // s), -(-self.coded_width // s)
 
     def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         """Canonical tensors and their shapes (SPEC "Tensors, in this canonical order")."""
@@ -128,32 +130,35 @@ def parse_header(data: bytes, name: str = "<bytes>") -> Header:
     major, minor = data[4], data[5]
     if major == 1:
         raise bad("version 1.0 (nervc 0.1) is no longer supported; re-encode the video")
-    if major != 2:
-        raise bad(f"version {major}.{minor} is not supported by this decoder (2.x); upgrade nervc")
+    if major not in (2, 3):
+        raise bad(f"version {major}.{minor} is not supported by this decoder (2.x, 3.x); upgrade nervc")
     if size < 59:
         raise bad(f"truncated header: the file has only {size} bytes")
     n_blocks = data[58]
     if not 1 <= n_blocks <= 8:
         raise bad(f"header field n_blocks = {n_blocks} is outside 1..8")
     hlen = _u(data, "H", 6)
-    if hlen != 59 + 3 * n_blocks:
-        raise bad(f"header field header_length = {hlen}, must be 59 + 3*n_blocks = {59 + 3 * n_blocks}")
+    fixed = 59 if major == 2 else 63  # version 3: coded_width, coded_height at 59
+    if hlen != fixed + 3 * n_blocks:
+        raise bad(f"header field header_length = {hlen}, must be {fixed} + 3*n_blocks = {fixed + 3 * n_blocks}")
     if size < hlen + 4:
         raise bad(f"truncated header: {size} bytes, the header needs {hlen + 4}")
     crc = _u(data, "I", hlen)
     if zlib.crc32(data[:hlen]) != crc:
         raise bad("header CRC mismatch (the header is corrupted)")
 
-    channels = tuple(_u(data, "H", 59 + 2 * j) for j in range(n_blocks))
-    strides = tuple(data[59 + 2 * n_blocks + j] for j in range(n_blocks))
+    channels = tuple(_u(data, "H", fixed + 2 * j) for j in range(n_blocks))
+    strides = tuple(data[fixed + 2 * n_blocks + j] for j in range(n_blocks))
+    width, height = _u(data, "H", 8), _u(data, "H", 10)
+    coded = (_u(data, "H", 59), _u(data, "H", 61)) if major == 3 else (width, height)
     h = Header(
         version=(major, minor), header_length=hlen,
-        width=_u(data, "H", 8), height=_u(data, "H", 10), num_frames=_u(data, "I", 12),
+        width=width, height=height, num_frames=_u(data, "I", 12),
         fps_num=_u(data, "I", 16), fps_den=_u(data, "I", 20), gop_frames=_u(data, "I", 24),
         num_gops=_u(data, "I", 28), init_id=bytes(data[32:48]), pe_freqs=data[48],
         pe_base=np.frombuffer(data, "<f4", 1, 49)[0], embed_dim=_u(data, "H", 53),
         grid_channels=_u(data, "H", 55), grid_anchors=data[57], channels=channels,
-        strides=strides)
+        strides=strides, coded_width=coded[0], coded_height=coded[1])
 
     def field(fname: str, value, lo, hi) -> None:
         if not lo <= value <= hi:
@@ -161,6 +166,8 @@ def parse_header(data: bytes, name: str = "<bytes>") -> Header:
 
     field("width", h.width, 1, 16384)
     field("height", h.height, 1, 16384)
+    field("coded_width", h.coded_width, 1, h.width)
+    field("coded_height", h.coded_height, 1, h.height)
     field("num_frames", h.num_frames, 1, 10_000_000)
     field("fps_num", h.fps_num, 1, 1_000_000)
     field("fps_den", h.fps_den, 1, 1_000_000)
@@ -614,9 +621,42 @@ def _forward(h: Header, w: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
         x = gelu(x * (_F(1) + gamma)[:, None, None, :] + beta[:, None, None, :])
     y = conv3x3(x, w["head.weight"], w["head.bias"])
     y = ((np.tanh(y) + _F(1)) / _F(2)).astype(np.float32)
-    y = y[:, :h.height, :h.width, :]
+    y = y[:, :h.coded_height, :h.coded_width, :]
+    if (h.coded_height, h.coded_width) != (h.height, h.width):
+        y = resize_bicubic(y, h.height, h.width)
     y = np.nan_to_num(np.rint(_F(255) * y), nan=0.0)  # NaN (unspecified by SPEC): 0
     return np.clip(y, 0, 255).astype(np.uint8)
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel, a = -0.75 (SPEC "Output size")."""
+    a = -0.75
+    x = np.abs(x)
+    return np.where(x <= 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+
+
+def _cubic_axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tap indices ``[m, 4]`` (clamped into ``0..n-1``) and weights ``[m, 4]`` of one axis."""
+    scale = np.float32(n) / np.float32(m)
+    src = (scale * (np.arange(m, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)).astype(np.float64)
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+    taps = i0[:, None] + np.arange(-1, 3)[None, :]
+    weights = _cubic(t[:, None] - np.arange(-1, 3)[None, :])
+    return np.clip(taps, 0, n - 1), weights
+
+
+def resize_bicubic(y: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """NHWC frames in [0, 1] resized to ``out_h x out_w`` (SPEC "Output size"), in float64,
+    then clamped to [0, 1]: width first, then height (the same sums in another order as a
+    2-D kernel, within float rounding)."""
+    x = y.astype(np.float64)
+    iw, ww = _cubic_axis(x.shape[2], out_w)
+    x = np.einsum("nhwkc,wk->nhwc", x[:, :, iw, :], ww)
+    ih, wh = _cubic_axis(x.shape[1], out_h)
+    x = np.einsum("nhkwc,hk->nhwc", x[:, ih, :, :], wh)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
 def _per_frame_bytes(h: Header) -> int:
@@ -627,6 +667,8 @@ def _per_frame_bytes(h: Header) -> int:
         most = max(most, px * (11 * c_in + 2 * c * s * s))  # padded input, 9x cols, conv out
         c_in, px = c, px * s * s
     most = max(most, px * (11 * c_in + 6))
+    if (h.coded_height, h.coded_width) != (h.height, h.width):  # float64 resize: 4 taps, 2 passes
+        most = max(most, 2 * 3 * 4 * (h.coded_height * h.width + h.height * h.width) * 2)
     return 4 * most
 
 

@@ -77,6 +77,19 @@ def _wants_preset_help(argv: list[str]) -> bool:
                for x, nxt in zip(argv, [*argv[1:], None]))
 
 
+def _scale(text: str) -> int | str:
+    """``--scale``: ``auto`` or an integer 1..8."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected auto or an integer 1..8")
+    return value
+
+
 def encode_main(argv: list[str]) -> int:
     from codec import presets
     from codec.encoder import encode
@@ -104,6 +117,9 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--no-meta-lr", action="store_true",
                    help="ignore the init's Meta-SGD step sizes (plain Adam for every tensor)")
     p.add_argument("--gop", type=int, help="frames per network (default 120)")
+    p.add_argument("--scale", type=_scale, default="auto", metavar="auto|N",
+                   help="fit frames N times smaller in each direction, resized back on decode "
+                        "(1 = the source size; auto: chosen from the preset's budget, see README)")
     p.add_argument("--frames", help="frame range a:b to encode")
     p.add_argument("--size", help="WxH of a raw YUV input")
     p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")
@@ -128,19 +144,23 @@ def encode_main(argv: list[str]) -> int:
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr, batch=a.batch,
                progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed,
-               preset=a.preset, meta_lr=not a.no_meta_lr)
+               preset=a.preset, meta_lr=not a.no_meta_lr, scale=a.scale)
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
           f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
           f"encode {r.encode_seconds:.1f} s, init {r.init}")
+    if (r.coded_width, r.coded_height) != (r.width, r.height):
+        print(f"coded at {r.coded_width}x{r.coded_height} (--scale {a.scale}), resized to "
+              f"{r.width}x{r.height} on decode")
     mp = r.width * r.height * r.num_frames / 1e6
     line = (f"preset {r.preset}{' (--steps given)' if a.steps is not None else ''}: {r.steps} steps, "
             f"{r.steps / max(r.encode_seconds, 1e-9):.2f} steps/s, {r.total_seconds / mp:.2f} s/MP "
             f"with the verification decode")
     if a.steps is None and a.lr is None and a.batch is None:
         gop = min(a.gop or DEFAULT_GOP, r.num_frames)
-        predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop)
+        predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop,
+                                            coded_hw=(r.coded_height, r.coded_width))
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
     rung = LADDER[a.quality].lam
@@ -184,9 +204,13 @@ def info_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     r = BitstreamReader(a.input)
     h = r.header
-    print(f"{a.input}: {r.size} bytes, nervc bitstream v2")
+    with open(a.input, "rb") as f:
+        major, minor = f.read(6)[4:6]
+    print(f"{a.input}: {r.size} bytes, nervc bitstream {major}.{minor}")
     print(f"  video     {h.width}x{h.height}, {h.num_frames} frames @ {h.fps} fps "
           f"({8 * r.size / (h.width * h.height * h.num_frames):.4f} bpp)")
+    if h.resized:
+        print(f"  coded     {h.coded_width}x{h.coded_height}, resized to {h.width}x{h.height} on decode")
     print(f"  GOPs      {h.num_gops} of up to {h.gop_frames} frames")
     print(f"  model     {h.config.to_dict()} grid {h.grid_hw[0]}x{h.grid_hw[1]}")
     print(f"  init      {h.init_digest.hex()[:16] if h.has_init else 'none (random init)'}")

@@ -14,7 +14,9 @@ check`` judges the reference decoder).
 from __future__ import annotations
 
 import argparse
+import struct
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -62,15 +64,26 @@ STREAMS = (
                "(tens of levels, R close to 65536); 32x32; 2 frames; 25 fps",
                (30, 32), (40, 40, 32, 32), Fraction(25),
                dict(init="random", steps=60, quality=8, lam=0.0)),
+    StreamSpec("delta_scale2_odd",
+               "the shipped init, coded at half size: odd 45x37 output, coded 23x19 (each side "
+               "halved and rounded up), resized bicubic on decode; 4 frames; 25 fps; quality 4",
+               (20, 24), (30, 40, 37, 45), Fraction(25),
+               dict(init="default", steps=30, quality=4, scale=2)),
+    StreamSpec("absolute_scale8",
+               "no init, coded 8 times smaller: 40x24 output from 5x3 coded frames (a grid of "
+               "1x1); 3 frames; 10 fps; quality 2", (50, 53), (60, 70, 24, 40), Fraction(10),
+               dict(init="random", steps=20, quality=2, scale=8)),
 )
 CRAFTED = {  # name: what (written record by record, see make())
     "delta_kmax": f"delta_q6 with {KMAX_TENSOR} requantized to K = 32767 (the largest level, a "
                   "65,535-entry table) with R = 65535, and the last other coded tensor with R = 0",
     "delta_all_zero": "the shipped init alone: every tensor K = 0 (steps 0, -0.0, 0.5 and 65504), "
                       "n_words = 0; 40x24; 2 GOPs of 1 frame; 24000/1001 fps",
+    "v2_delta_q6": "delta_q6 with a version 2.0 header (no coded size: the output size is coded); "
+                   "a decoder of version 3 still reads version 2",
 }
 INVALID = {  # name: (derived from, how, what a decoder must say: regex, case-insensitive)
-    "bad_future_version": ("absolute_odd_3gop", "version_major = 3 (header CRC left as it was)",
+    "bad_future_version": ("absolute_odd_3gop", "version_major = 4 (header CRC left as it was)",
                            r"not supported.*upgrade"),
     "bad_version1": ("absolute_odd_3gop", "version_major = 1 (header CRC left as it was)",
                      r"no longer supported"),
@@ -80,13 +93,15 @@ INVALID = {  # name: (derived from, how, what a decoder must say: regex, case-in
                         r"section.*CRC|CRC.*section"),
     "bad_truncated": ("delta_q6", "the last 100 bytes cut", r"truncat"),
     "bad_trailing": ("absolute_odd_3gop", "4 zero bytes appended", r"trailing"),
+    "bad_coded_size": ("delta_scale2_odd", "coded_width = width + 1 (header CRC recomputed)",
+                       r"coded"),
 }
 
 
 def _corrupt(data: bytes, name: str) -> bytes:
     b = bytearray(data)
     if name == "bad_future_version":
-        b[4] = 3
+        b[4] = 4
     elif name == "bad_version1":
         b[4] = 1
     elif name == "bad_header_crc":
@@ -97,8 +112,29 @@ def _corrupt(data: bytes, name: str) -> bytes:
         del b[-100:]
     elif name == "bad_trailing":
         b += bytes(4)
+    elif name == "bad_coded_size":
+        struct.pack_into("<H", b, 59, struct.unpack_from("<H", b, 8)[0] + 1)
+        _fix_header_crc(b)
     else:
         raise ValueError(name)
+    return bytes(b)
+
+
+def _fix_header_crc(b: bytearray) -> None:
+    (hlen,) = struct.unpack_from("<H", b, 6)
+    struct.pack_into("<I", b, hlen, zlib.crc32(bytes(b[:hlen])))
+
+
+def as_version2(data: bytes) -> bytes:
+    """A version 3 stream whose coded size is its output size, with a version 2.0 header:
+    the coded size's 4 bytes (offset 59) left out, header_length and CRC set again."""
+    (hlen,) = struct.unpack_from("<H", data, 6)
+    if data[4] != 3 or struct.unpack_from("<HH", data, 59) != struct.unpack_from("<HH", data, 8):
+        raise NervcError("only a version 3 stream coded at its output size has a version 2 form")
+    b = bytearray(data[:59] + data[63:hlen] + bytes(4) + data[hlen + 4:])
+    b[4], b[5] = 2, 0
+    struct.pack_into("<H", b, 6, hlen - 4)
+    _fix_header_crc(b)
     return bytes(b)
 
 
@@ -118,6 +154,7 @@ class CodecDecoder:
         h, c = r.header, r.header.config
         return {
             "version": list(_version(path)), "width": h.width, "height": h.height,
+            "coded_size": [h.coded_width, h.coded_height],
             "num_frames": h.num_frames, "fps": [h.fps.numerator, h.fps.denominator],
             "gop_frames": h.gop_frames, "num_gops": h.num_gops,
             "init_id": h.init_digest.hex() if h.has_init else None,
@@ -221,6 +258,7 @@ def make(out_dir: Path, log=print) -> None:
         log(f"encoded {path}")
     _write_kmax(out_dir / "delta_q6.nerv", out_dir / "delta_kmax.nerv")
     _write_all_zero(out_dir / "delta_all_zero.nerv")
+    (out_dir / "v2_delta_q6.nerv").write_bytes(as_version2((out_dir / "delta_q6.nerv").read_bytes()))
     whats.update(CRAFTED)
     for name, what in whats.items():
         path = out_dir / f"{name}.nerv"

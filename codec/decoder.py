@@ -32,7 +32,7 @@ from codec.entropy import EntropyError, LaplaceModel, decode_tensors
 from nervcore.errors import NervcError
 from codec.inits import find_init
 from nervcore.video_io import check_output, write_video
-from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for
+from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for, upscale_frames
 
 MEMORY_ENV = "NERVC_DECODE_MEMORY"
 DECODE_BATCH = 8  # frames per forward pass (the encoder measures its PSNR with the same batches)
@@ -104,7 +104,9 @@ def plan_memory(header: Header, num_frames: int, batch: int, path) -> int:
     """Check the decode fits the memory budget before allocating; returns the batch to use."""
     limit = decode_memory_limit()
     frames_bytes = num_frames * header.height * header.width * 3
-    per_frame = frame_activation_bytes(header.config, header.height, header.width)
+    per_frame = frame_activation_bytes(header.config, header.coded_height, header.coded_width)
+    if header.resized:  # the resize's float32 input, output and index/weight temporaries
+        per_frame += 4 * 3 * (header.coded_height * header.coded_width + 3 * header.height * header.width)
     params = sum(math.prod(s) for _, s in _shapes(header)) * 4 * 4  # levels, weights, model, init
     if frames_bytes + params + per_frame > limit:
         hint = "; decode fewer frames with --frames a:b" if num_frames > 1 else ""
@@ -229,9 +231,10 @@ def load_gop_model(reader: BitstreamReader, index: int, init_state: dict[str, Te
 @torch.no_grad()
 def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width: int,
            device: torch.device, batch: int = 8, out: np.ndarray | None = None,
-           workers: int | None = None) -> np.ndarray:
+           workers: int | None = None, coded_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Frames ``indices`` (within the GOP) as uint8 ``[n, H, W, 3]``, written into ``out``
-    when given (a view of the caller's buffer: no second copy of the frames).
+    when given (a view of the caller's buffer: no second copy of the frames). The network
+    draws ``coded_hw`` frames (default: the output size), resized to ``height x width``.
 
     On a CPU the frames of a batch are shared among ``workers`` threads (default: torch's
     thread count), each rendering whole frames on one core: this network's convolutions are
@@ -240,11 +243,13 @@ def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width:
     """
     if out is None:
         out = np.empty((len(indices), height, width, 3), np.uint8)
+    ch, cw = coded_hw or (height, width)
     if workers is None:
         workers = torch.get_num_threads() if device.type == "cpu" else 1
 
     def frames(rows: list[int]) -> None:
-        y = model.render(frame_times([indices[r] for r in rows], gop_frames).to(device))[:, :, :height, :width]
+        y = model.render(frame_times([indices[r] for r in rows], gop_frames).to(device))[:, :, :ch, :cw]
+        y = upscale_frames(y, height, width)
         y = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for k, r in enumerate(rows):
             out[r] = y[k]
@@ -294,7 +299,8 @@ def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
         model = load_gop_model(reader, g, init_state).to(dev)
         lo, hi = max(sel.start, sec.first_frame), min(sel.stop, sec.first_frame + sec.num_frames)
         idx = [i - sec.first_frame for i in range(lo, hi)]
-        render(model, idx, sec.num_frames, h.height, h.width, dev, batch, out=out[lo - sel.start:hi - sel.start])
+        render(model, idx, sec.num_frames, h.height, h.width, dev, batch, out=out[lo - sel.start:hi - sel.start],
+               coded_hw=h.coded_hw)
         del model
     if dev.type == "cuda":
         torch.cuda.synchronize()

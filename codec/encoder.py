@@ -40,11 +40,11 @@ from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start
 from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
 from codec.parallel import RankLink, in_order_pool, start_distributed
-from codec.presets import DEFAULT_PRESET, check_preset, fit_overrides
+from codec.presets import DEFAULT_PRESET, check_preset, coded_size, fit_overrides, pick_scale
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
-from metanerv.model import NeRVConfig, build_model, grid_size_for, init_state_for, pad_to_stride
+from metanerv.model import NeRVConfig, build_model, downscale_frames, grid_size_for, init_state_for, pad_to_stride
 
 
 @dataclass
@@ -64,6 +64,8 @@ class EncodeResult:
     preset: str = DEFAULT_PRESET
     steps: int = 0  # fitting steps of this output, summed over its GOPs
     total_seconds: float = 0.0  # from the start until this output was written and verified
+    coded_width: int = 0  # the size the networks draw (the decoder resizes to width x height)
+    coded_height: int = 0
 
 
     @property
@@ -157,11 +159,27 @@ class GopPlan:
     preset: str = DEFAULT_PRESET  # sets each GOP's steps, batch and lr from its size
     given: dict[str, float | int | None] | None = None  # steps/batch/lr the caller fixed (win)
     header_bpp: float = 0.0  # the file header's share of --bpp (0 when the length is unknown)
+    coded_width: int = 0  # the size the networks draw (0: the output size)
+    coded_height: int = 0
+
+    def __post_init__(self) -> None:
+        self.coded_width = int(self.coded_width or self.width)
+        self.coded_height = int(self.coded_height or self.height)
+
+    @property
+    def coded_hw(self) -> tuple[int, int]:
+        return (self.coded_height, self.coded_width)
+
+    @property
+    def coded_share(self) -> float:
+        """Coded pixels per output pixel (1 when the networks draw the output size)."""
+        return self.coded_width * self.coded_height / (self.width * self.height)
 
     def gop_fit(self, frames: int) -> dict:
-        """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``)."""
+        """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``): the budget
+        is the output's megapixels, the steps cost what the coded size costs."""
         return fit_overrides(self.preset, self.width, self.height, frames, self.config.total_stride,
-                             given=self.given)
+                             given=self.given, coded_hw=self.coded_hw)
 
     def gop_steps(self, frames: int) -> int:
         """Fitting steps one rung of a GOP of ``frames`` frames runs."""
@@ -225,8 +243,9 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     dev = pick_device(plan.device)
     first_s = next(iter(settings.values()))
     seed = first_s.seed + gi
-    pixels = chunk.shape[0] * plan.width * plan.height
-    target = pad_to_stride(frames_to_tensor(chunk), plan.config.total_stride).to(dev)
+    pixels = chunk.shape[0] * plan.coded_width * plan.coded_height  # the fit's rate is per coded pixel
+    target = pad_to_stride(downscale_frames(frames_to_tensor(chunk), *plan.coded_hw),
+                           plan.config.total_stride).to(dev)
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
     base_cpu = plan.base_tensors()
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
@@ -235,7 +254,9 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     settings = {q: with_budget(s, seed, gop_fit, n) for q, s in settings.items()}
     if first_s.target_bpp:
         (q, s), = settings.items()
-        coded, lam = fit_to_rate(model, target, base, s, pixels, plan.header_bpp, progress, f"fit{label}")
+        s = replace(s, target_bpp=s.target_bpp / plan.coded_share)  # --bpp counts output pixels
+        coded, lam = fit_to_rate(model, target, base, s, pixels, plan.header_bpp / plan.coded_share,
+                                 progress, f"fit{label}")
         record, bits = gop_record(coded, first, chunk.shape[0])
         return {q: (record, bits, lam)}
     common = replace(next(iter(settings.values())), lam=min(s.lam for s in settings.values()))
@@ -310,7 +331,8 @@ def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarr
     weights = gop_weights(plan.shapes, record, plan.base_tensors(), "encoder")
     model = gop_model(plan.decode_config, plan.grid_hw, weights)
     n = chunk.shape[0]
-    decoded = render(model, list(range(n)), n, plan.height, plan.width, torch.device("cpu"), DECODE_BATCH)
+    decoded = render(model, list(range(n)), n, plan.height, plan.width, torch.device("cpu"), DECODE_BATCH,
+                     coded_hw=plan.coded_hw)
     return frame_mse(decoded, chunk)
 
 
@@ -485,7 +507,8 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   device: str = "auto", lr: float | None = None, batch: int | None = None,
                   bpp: float | None = None, lam: float | None = None, progress: bool = True,
                   overwrite: bool = False, jobs: int = 1, distributed: bool = False,
-                  preset: str = DEFAULT_PRESET, meta_lr: bool = True) -> dict[int, EncodeResult]:
+                  preset: str = DEFAULT_PRESET, meta_lr: bool = True,
+                  scale: int | str = "auto") -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
@@ -495,6 +518,9 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
     and ``lr`` given explicitly win over it. ``meta_lr``: when the init carries Meta-SGD step
     sizes, every Adam update of a tensor is multiplied by its learned (normalised) step size.
+    ``scale``: the networks draw frames ``scale`` times smaller in each direction (1..8, each
+    side rounded up) that the decoder resizes to the source's size; ``"auto"`` lets
+    ``codec.presets.pick_scale`` choose from the preset's budget and the GOP's size.
 
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
@@ -515,13 +541,13 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     try:
         return _encode(source, outputs, settings, link, preset, given, init=init, gop=gop, frames=frames,
                        size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs,
-                       meta_lr=meta_lr)
+                       meta_lr=meta_lr, scale=scale)
     finally:
         stop()
 
 
 def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, preset: str,
-            given: dict, *, init, gop, meta_lr: bool = True,
+            given: dict, *, init, gop, meta_lr: bool = True, scale: int | str = "auto",
             frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
@@ -546,11 +572,14 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     config = init_file.config if init_file else random_init_config()
     gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
     num_gops = -(-src.num_frames // gop_frames) if known else None
-    grid_hw = grid_size_for(src.height, src.width, config)
+    if scale == "auto":
+        scale = pick_scale(preset, src.width, src.height, gop_frames, config.total_stride, given)
+    coded_w, coded_h = coded_size(src.width, src.height, scale)
+    grid_hw = grid_size_for(coded_h, coded_w, config)
     # Provisional counts when the source does not know its length: the header is rewritten
     # with the real ones when the last GOP is in (its length does not depend on them).
     header = Header(src.width, src.height, src.num_frames if known else gop_frames, src.fps, gop_frames,
-                    num_gops or 1, config, init_file.digest if init_file else bytes(16))
+                    num_gops or 1, config, init_file.digest if init_file else bytes(16), (coded_w, coded_h))
     try:
         decode_config = decode_header(encode_header(header))[0].config
     except BitstreamError as e:
@@ -561,7 +590,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
         base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, grid_hw).items()}
     header_bpp = 8 * len(encode_header(header)) / (src.num_frames * src.width * src.height) if known else 0.0
     plan = GopPlan(config, decode_config, grid_hw, src.width, src.height, settings, device,
-                   init_arrays, base_arrays, preset, given, header_bpp)
+                   init_arrays, base_arrays, preset, given, header_bpp, coded_w, coded_h)
     own = _coded_gops(src, gop_frames, plan, jobs, rank, world, num_gops, progress and jobs == 1)
 
     try:  # closing the generators stops any worker processes at once on an error
@@ -589,7 +618,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
                                   psnr_of_mse(np.concatenate(mses[q])), seconds,
                                   init_file.name if init_file else "random", q,
                                   overhead + int(math.ceil(est_bits[q] / 8)), lams[q], preset,
-                                  fit_steps, total)
+                                  fit_steps, total, coded_w, coded_h)
     return results
 
 

@@ -285,3 +285,20 @@ def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tu
         model = NeRV(config, grid_hw)
     params = dict(model.named_parameters())
     return [(n, tuple(params[n].shape)) for n in decode_param_names(model)]
+
+
+def upscale_frames(frames: Tensor, height: int, width: int) -> Tensor:
+    """Coded frames ``[N, 3, h, w]`` in [0, 1] at the output size ``height x width`` (SPEC.md
+    "Output size"): bicubic (Keys, a = -0.75), align_corners=False, edge samples repeated,
+    clamped to [0, 1]; the same tensor when the sizes already agree."""
+    if tuple(frames.shape[-2:]) == (height, width):
+        return frames
+    return F.interpolate(frames, size=(height, width), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+
+
+def downscale_frames(frames: Tensor, height: int, width: int) -> Tensor:
+    """Source frames ``[N, 3, H, W]`` reduced to ``height x width`` by area averaging (a box
+    filter, exact for integer factors): what the encoder fits when it codes a smaller size."""
+    if tuple(frames.shape[-2:]) == (height, width):
+        return frames
+    return F.interpolate(frames, size=(height, width), mode="area")

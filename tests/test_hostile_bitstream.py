@@ -368,7 +368,7 @@ def test_version_1_files_are_refused_by_version(tmp_path, tiny):
     """A nervc 0.1 file (version 1.0) gets one clear message, before anything else of it is read:
     the real v1 file kept in the regression corpus, and the bare 8 bytes that say "version 1"."""
     want = (r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads "
-            r"version 2\.x; decode it with nervc 0\.1 or encode the video again")
+            r"versions 2\.x and 3\.x; decode it with nervc 0\.1 or encode the video again")
     v1 = CORPUS / "regress" / "v1_seed_tinyA_1x1_verbatim.nerv"
     assert v1.read_bytes()[:6] == b"NERV\x01\x00"
     for p in (v1, _write(tmp_path, b"NERV\x01\x00\x51\x00", "bare.nerv"),
@@ -379,12 +379,12 @@ def test_version_1_files_are_refused_by_version(tmp_path, tiny):
         assert msg.startswith(f"{p}: ")
 
 
-@pytest.mark.parametrize("major", [3, 0, 255])
+@pytest.mark.parametrize("major", [4, 0, 255])
 def test_other_versions_ask_for_an_upgrade(tmp_path, tiny, major):
     data = bytearray(tiny.data)
     data[4] = major
     p = _write(tmp_path, fix_crcs(bytes(data)))
-    want = rf"bitstream version {major}\.0 is not supported \(this decoder reads version 2\.x\); upgrade nervc"
+    want = rf"bitstream version {major}\.0 is not supported \(this decoder reads versions 2\.x and 3\.x\); upgrade nervc"
     with pytest.raises(BitstreamError, match=want):
         BitstreamReader(p)
     _rejected(p, want)
@@ -405,10 +405,10 @@ def test_reader_entry_points_only_raise_nervc_errors(tmp_path, tiny, kind):
         os.mkfifo(p)
     elif kind in ("future", "v1"):
         data = bytearray(tiny.data)
-        data[4] = 3 if kind == "future" else 1
+        data[4] = 4 if kind == "future" else 1
         p.write_bytes(fix_crcs(bytes(data)))
     match = {"missing": "no such file", "dir": "not a file", "empty": "empty file", "fifo": "not a file",
-             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 3.0 is not supported",
+             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 4.0 is not supported",
              "v1": "no longer supported"}[kind]
     with pytest.raises(BitstreamError, match=match):
         BitstreamReader(p)

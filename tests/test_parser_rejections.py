@@ -1,4 +1,5 @@
-"""Every rejection class of the version-2 parser, one crafted file each.
+"""Every rejection class of the version-3 parser (and of version 2, which it still reads), one
+crafted file each.
 
 Each row of ``CASES`` starts from one minimal valid stream (SPEC.md; built byte by byte here,
 not with the writer under test), breaks exactly one rule, recomputes every CRC the rule does
@@ -104,10 +105,11 @@ class Section:
 
 @dataclass
 class Stream:
-    """Every field of a version-2 file, raw (SPEC.md "Header"), and its sections."""
+    """Every field of a version-3 file (or, with ``major=2``, a version-2 one), raw (SPEC.md
+    "Header"), and its sections."""
 
     magic: bytes = b"NERV"
-    major: int = 2
+    major: int = 3
     minor: int = 0
     width: int = 1
     height: int = 1
@@ -125,6 +127,7 @@ class Stream:
     channels: tuple = CFG.channels
     strides: tuple = CFG.strides
     n_blocks: int | None = None  # None = len(channels)
+    coded: tuple | None = None  # version >= 3: (coded_width, coded_height); None = (width, height)
     header_extra: bytes = b""  # bytes inside the header after the strides
     hlen: int | None = None  # declared header length; None = the real one
     header_crc: int | None = None  # None = the right CRC
@@ -138,6 +141,8 @@ class Stream:
                            self.height, self.frames, self.fps_num, self.fps_den, self.gop, ngops,
                            self.init_id, self.pe_freqs, self.pe_base, self.embed, self.grid_c,
                            self.anchors, nb)
+        if self.major >= 3:
+            body += struct.pack("<HH", *(self.coded or (self.width, self.height)))
         body += struct.pack(f"<{len(self.channels)}H", *self.channels)
         body += struct.pack(f"<{len(self.strides)}B", *self.strides) + self.header_extra
         hlen = len(body) if self.hlen is None else self.hlen
@@ -177,20 +182,30 @@ CASES = [
     # ---- header: identification
     ("bad_magic", Stream(magic=b"NERF"), "header", r"not a \.nerv file \(bad magic\)$"),
     ("version_1", Stream(major=1), "header",
-     r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads version 2\.x; "
+     r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads versions 2\.x and 3\.x; "
      r"decode it with nervc 0\.1 or encode the video again$"),
     ("version_1_minor_3", Stream(major=1, minor=3), "header",
      r"bitstream version 1\.3 \(nervc 0\.1\) is no longer supported"),
-    ("version_3", Stream(major=3), "header",
-     r"bitstream version 3\.0 is not supported \(this decoder reads version 2\.x\); upgrade nervc$"),
+    ("version_4", Stream(major=4), "header",
+     r"bitstream version 4\.0 is not supported \(this decoder reads versions 2\.x and 3\.x\); upgrade nervc$"),
     ("version_0", Stream(major=0), "header", r"bitstream version 0\.0 is not supported .*upgrade nervc$"),
     ("version_255", Stream(major=255, minor=9), "header", r"bitstream version 255\.9 is not supported"),
     # ---- header: length and CRC
     ("header_length_58", Stream(hlen=58), "header", r"bad header length 58$"),
     ("header_length_1025", Stream(hlen=1025), "header", r"bad header length 1025$"),
-    ("header_length_mismatch", Stream(header_extra=b"\0"), "header", r"header length 63 does not match 1 blocks$"),
+    ("header_length_mismatch", Stream(header_extra=b"\0"), "header", r"header length 67 does not match 1 blocks$"),
     ("header_length_short_of_blocks", Stream(channels=(1, 1), strides=(1, 1), n_blocks=1), "header",
-     r"header length 65 does not match 1 blocks$"),
+     r"header length 69 does not match 1 blocks$"),
+    ("v2_header_length_of_v3", Stream(major=2, header_extra=b"\0" * 4), "header",
+     r"header length 66 does not match 1 blocks$"),
+    # ---- header: coded size (version 3)
+    ("coded_width_0", Stream(width=8, height=8, coded=(0, 8)), "header",
+     r"coded frame size 0x8 out of range \(1x1 to the output's 8x8\)$"),
+    ("coded_height_0", Stream(width=8, height=8, coded=(8, 0)), "header", r"coded frame size 8x0 out of range"),
+    ("coded_wider_than_output", Stream(width=8, height=8, coded=(9, 8)), "header",
+     r"coded frame size 9x8 out of range \(1x1 to the output's 8x8\)$"),
+    ("coded_taller_than_output", Stream(width=8, height=8, coded=(8, 65535)), "header",
+     r"coded frame size 8x65535 out of range"),
     ("header_crc", Stream(header_crc=0x12345678), "header", r"header CRC mismatch \(file corrupted\)$"),
     # ---- header: frames
     ("width_0", Stream(width=0), "header", r"frame size 0x1 out of range$"),
@@ -327,6 +342,8 @@ def test_minimal_stream_is_valid(tmp_path):
     # and the variants the rows rely on are valid too
     for name, s in [("zero", Stream(sections=_sec(records=ALL_ZERO, words=[]))),
                     ("3gops", Stream(frames=3, gop=1)),
+                    ("version2", Stream(major=2)),  # still read: its coded size is its output size
+                    ("coded_smaller", Stream(width=40, height=24, coded=(5, 3))),
                     ("minor", Stream(minor=7)),  # minor versions are ignored
                     ("step-0", Stream(sections=_sec(records=_records(0, record(step=F16["-0"]))))),
                     ("maxK", None),
@@ -341,7 +358,7 @@ def test_minimal_stream_is_valid(tmp_path):
                                      words=[int(w) for w in encode_tensors(lv, ms)]))
         q = _write(tmp_path, s.bytes(), f"{name}.nerv")
         out = codec.decode(q, None, device="cpu")
-        assert out.frames.shape == (s.frames, 1, 1, 3), name
+        assert out.frames.shape == (s.frames, s.height, s.width, 3), name
 
 
 @pytest.mark.parametrize("name,stream,stage,pattern", CASES, ids=[c[0] for c in CASES])

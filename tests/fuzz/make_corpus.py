@@ -1,4 +1,4 @@
-"""Regenerate the fuzz seed corpus: small valid ``.nerv`` files (bitstream version 2).
+"""Regenerate the fuzz seed corpus: small valid ``.nerv`` files (bitstream version 3, one 2).
 
     python -m tests.fuzz.make_corpus            # writes tests/fuzz/corpus/seed_*.nerv + inits
     python -m tests.fuzz.make_corpus --regress  # only rewrites tests/fuzz/corpus/regress/
@@ -10,7 +10,9 @@ what a short encode does not produce. Together they cover: odd and even frame si
 architecture, and a tiny one), delta coding against the shipped init and against two tiny inits
 of different architectures (2 and 3 blocks, strides 1/2/3, one grid anchor), GOPs where every
 tensor has ``K = 0`` (no ANS words at all), GOPs mixing ``K = 0`` and ``K > 0`` tensors, and a
-tensor with the largest level the format allows (``K = 32767``). ``corpus/seeds.json`` records
+tensor with the largest level the format allows (``K = 32767``), coded sizes smaller than the
+output (``--scale`` 2, 3 and 8: the decoder's bicubic resize), and one version-2 file (a
+version-3 seed with the old header). ``corpus/seeds.json`` records
 how each seed was made and which init it needs.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 CORPUS = Path(__file__).resolve().parent / "corpus"
 FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fixtures" / "bus_qcif_30f.264"
 
-# Encoded seeds: name -> (init, width, height, frames, gop, quality, steps).
+# Encoded seeds: name -> (init, width, height, frames, gop, quality, steps[, scale]).
 # init: None = "random" (absolute coding, default architecture), "default" = the shipped init,
 # "tinyA"/"tinyB" = corpus/init_*.safetensors. Absolute coding uses steps=0: the fit from a
 # random init is what it is, the point is a valid absolute stream of the default architecture.
@@ -43,6 +45,9 @@ SEEDS = {
     "seed_tinyB_19x11_q6_gop2": ("tinyB", 19, 11, 5, 2, 6, 6),
     "seed_tinyB_6x5_q8": ("tinyB", 6, 5, 1, 1, 8, 8),
     "seed_tinyB_32x8_q2_gop3": ("tinyB", 32, 8, 4, 3, 2, 4),
+    "seed_default_40x24_scale2": ("default", 40, 24, 2, 2, 4, 2, 2),
+    "seed_tinyA_23x17_scale3_gop2": ("tinyA", 23, 17, 3, 2, 6, 4, 3),
+    "seed_tinyB_40x16_scale8": ("tinyB", 40, 16, 2, 2, 3, 4, 8),
 }
 
 # Derived seeds: name -> (source seed, recipe); see derive().
@@ -50,6 +55,7 @@ DERIVED = {
     "seed_tinyA_8x8_noinit_gop2": ("seed_tinyA_8x8_q3_gop2", "noinit"),
     "seed_tinyB_6x5_largeK": ("seed_tinyB_6x5_q8", "largeK"),
     "seed_tinyB_32x8_noinit_allzero_gop3": ("seed_tinyB_32x8_q2_gop3", "allzero"),
+    "seed_default_17x9_q1_v2": ("seed_default_17x9_q1", "version2"),
 }
 
 
@@ -104,6 +110,11 @@ def derive(src: Path, recipe: str, out: Path) -> dict:
 
     from bitstreams import BitstreamReader
     from bitstreams import format as fmt
+    if recipe == "version2":  # the same file with a version-2 header (no coded size)
+        from codec.conformance import as_version2
+        out.write_bytes(as_version2(src.read_bytes()))
+        r = BitstreamReader(out)
+        return {"bytes": out.stat().st_size, "K": [[t.K for t in r.read_gop(i).tensors] for i in range(len(r.sections))]}
     r = BitstreamReader(src)
     gops = [r.read_gop(i) for i in range(len(r.sections))]
     h = r.header
@@ -150,18 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         make_init(CORPUS / f"init_{name}.safetensors", name)
     clip = read_video(FIXTURE, frames=slice(0, 5))
     record = {}
-    for name, (init, w, h, n, gop, quality, steps) in SEEDS.items():
+    for name, (init, w, h, n, gop, quality, steps, *scale) in SEEDS.items():
         video = Video(clip.frames[:n, 40:40 + h, 60:60 + w].copy(), clip.fps)
         init_path = CORPUS / f"init_{init}.safetensors" if init and init != "default" else None
         spec = str(init_path) if init_path else (init or "random")
         r = codec.encode(video, CORPUS / f"{name}.nerv", quality=quality, steps=steps, gop=gop,
-                         init=spec, progress=False, overwrite=True, seed=3)
+                         init=spec, progress=False, overwrite=True, seed=3, scale=scale[0] if scale else 1)
         rd = BitstreamReader(CORPUS / f"{name}.nerv")
         ks = [[t.K for t in rd.read_gop(i).tensors] for i in range(len(rd.sections))]
         record[name + ".nerv"] = {"init": init_path.name if init_path else None,
                                   "encoded_with": spec if not init_path else init_path.name,
                                   "width": w, "height": h, "frames": n, "gop": gop,
                                   "quality": quality, "steps": steps, "bytes": r.num_bytes,
+                                  "scale": scale[0] if scale else 1,
                                   "max_K": max(max(k) for k in ks),
                                   "zero_K_tensors": sum(k.count(0) for k in ks)}
         print(f"{name}.nerv: {r.num_bytes} bytes, K per GOP {ks}")

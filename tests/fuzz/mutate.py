@@ -1,4 +1,4 @@
-"""Deterministic generation of hostile ``.nerv`` inputs (bitstream version 2) from the seed corpus.
+"""Deterministic generation of hostile ``.nerv`` inputs (bitstream version 3, and 2) from the seed corpus.
 
 ``make_case(rng, seeds, inits)`` returns one test input. Strategies:
 
@@ -9,7 +9,7 @@
 * ``splice``: the head of one seed joined to the tail of another (optionally CRC-fixed).
 * ``field``: parse a seed into its header and records, change one to three fields and
   serialize it again with valid CRCs: header fields (semantically, through the writer, or as
-  raw bytes at their v2 offsets: version, header length, block count...), tensor records
+  raw bytes at their offsets: version, header length, block count, coded size...), tensor records
   (step NaN/inf/negative/subnormal, ``K`` at and past 32767 or past 32 bits, ``R`` at its
   ends, overlong/6-byte/unterminated varints, truncated records), the GOP's one ANS stream
   (flipped, truncated, extended, emptied, random, a trailing zero word, another GOP's words),
@@ -22,8 +22,9 @@
   ``(K, R)`` models, or coded and then given random words / a wrong ``R`` / ``K = 0``.
 * ``seed``: an unmodified seed (must decode).
 
-Version-2 layout (SPEC.md): the fixed header is 59 bytes (init id: 16 bytes at offset 32) plus
-3 per block, then its CRC; a tensor record is step f16 + K varint + R u16 when K > 0; a GOP
+Version-3 layout (SPEC.md): the fixed header is 63 bytes (init id: 16 bytes at offset 32; coded
+width and height u16 at 59 and 61) plus 3 per block, then its CRC (version 2: 59 bytes, no coded
+size); a tensor record is step f16 + K varint + R u16 when K > 0; a GOP
 payload is the records, then n_words u32 and the words.
 """
 from __future__ import annotations
@@ -52,15 +53,16 @@ INTERESTING_16 = [0, 1, 2, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF, 16384, 16385, 1024, 1
 INTERESTING_32 = [0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, 10_000_000,
                   10_000_001, 1_000_000, 1_000_001, 32_000_000, 1 << 24, 65535, 65536]
 
-# The fixed header of version 2 (SPEC.md, "Header"): name -> (offset, struct format)
+# The fixed header of version 3 (SPEC.md, "Header"): name -> (offset, struct format)
 HEADER_LAYOUT = {
     "magic": (0, "4s"), "version_major": (4, "B"), "version_minor": (5, "B"), "header_length": (6, "H"),
     "width": (8, "H"), "height": (10, "H"), "num_frames": (12, "I"), "fps_num": (16, "I"),
     "fps_den": (20, "I"), "gop_frames": (24, "I"), "num_gops": (28, "I"), "init_id": (32, "16s"),
     "pe_freqs": (48, "B"), "pe_base": (49, "f"), "embed_dim": (53, "H"), "grid_channels": (55, "H"),
-    "grid_anchors": (57, "B"), "n_blocks": (58, "B"),
+    "grid_anchors": (57, "B"), "n_blocks": (58, "B"), "coded_width": (59, "H"), "coded_height": (61, "H"),
 }
-FIXED_HEADER = 59
+FIXED_HEADER = 63
+FIXED_HEADER_V2 = 59
 
 
 @dataclass
@@ -287,7 +289,7 @@ def _pick_int(rng: random.Random, current: int, bits: int, extra: list[int] = ()
 
 HEADER_FIELDS = ["width", "height", "num_frames", "fps", "gop_frames", "num_gops", "digest",
                  "pe_freqs", "pe_base", "embed_dim", "grid_channels", "grid_anchors", "channels",
-                 "strides", "blocks"]
+                 "strides", "blocks", "coded"]
 
 
 def mutate_header(rng: random.Random, h: Header, inits_digests: list[bytes] = ()) -> tuple[Header, str]:
@@ -299,6 +301,10 @@ def mutate_header(rng: random.Random, h: Header, inits_digests: list[bytes] = ()
     if f in ("num_frames", "gop_frames", "num_gops"):
         v = _pick_int(rng, getattr(h, f), 32, [MAX_FRAMES, MAX_FRAMES + 1])
         return replace(h, **{f: v}), f"{f}={v}"
+    if f == "coded":  # the size the networks draw: within the output, at its edges, past it
+        cw = _pick_int(rng, h.coded_width, 16, [h.width, h.width + 1, max(1, h.width // 8)])
+        ch = _pick_int(rng, h.coded_height, 16, [h.height, h.height + 1, max(1, h.height // 8)])
+        return replace(h, coded=(cw, ch)), f"coded={cw}x{ch}"
     if f == "fps":
         n = _pick_int(rng, h.fps.numerator, 32, [1_000_000, 1_000_001])
         d = _pick_int(rng, h.fps.denominator, 32, [1_000_000, 1_000_001])
@@ -347,8 +353,11 @@ def poke_header(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     b = bytearray(data)
     name = rng.choice(list(HEADER_LAYOUT) + ["channel_bytes", "stride_bytes"])
     n_blocks = b[58] if len(b) > 58 else 1
+    fixed = FIXED_HEADER_V2 if len(b) > 4 and b[4] == 2 else FIXED_HEADER
+    if name in ("coded_width", "coded_height") and fixed == FIXED_HEADER_V2:
+        name = "channel_bytes"  # a version-2 file has no coded size
     if name in ("channel_bytes", "stride_bytes"):
-        off = FIXED_HEADER + (0 if name == "channel_bytes" else 2 * n_blocks)
+        off = fixed + (0 if name == "channel_bytes" else 2 * n_blocks)
         size = 2 if name == "channel_bytes" else 1
         off += size * rng.randrange(max(1, n_blocks))
         fmt_ = "H" if size == 2 else "B"
@@ -365,8 +374,11 @@ def poke_header(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     else:
         bits = 8 * struct.calcsize(fmt_)
         cur = struct.unpack_from("<" + fmt_, b, off)[0] if off + bits // 8 <= len(b) else 0
-        extra = {"version_major": [1, 2, 3, 0, 255], "header_length": [FIXED_HEADER, FIXED_HEADER + 3 * n_blocks - 1,
-                                                                         FIXED_HEADER + 3 * n_blocks + 1, 1024, 1025]
+        width, height = struct.unpack_from("<HH", b, 8) if len(b) >= 12 else (1, 1)
+        extra = {"version_major": [1, 2, 3, 4, 0, 255],
+                 "header_length": [fixed, fixed + 3 * n_blocks - 1, fixed + 3 * n_blocks + 1,
+                                   FIXED_HEADER_V2 + 3 * n_blocks, FIXED_HEADER + 3 * n_blocks, 1024, 1025],
+                 "coded_width": [0, 1, width, width + 1], "coded_height": [0, 1, height, height + 1],
                  }.get(name, [])
         v = rng.choice(extra) if extra and rng.random() < 0.6 else _pick_int(rng, cur, bits, extra)
     if off + struct.calcsize(fmt_) > len(b):
@@ -568,7 +580,8 @@ def resize(rng: random.Random, seed: Seed) -> tuple[bytes, str]:
     w = rng.choice([h.width, 1, MAX_DIM, MAX_DIM + 1, 65535])
     hh = rng.choice([h.height, 1, MAX_DIM, 4096])
     zero = rng.random() < 0.5  # every K = 0: a valid stream whatever the new grid size
-    h = replace(h, width=w, height=hh, num_frames=frames, gop_frames=gop, num_gops=ngops)
+    coded = rng.choice([h.coded, None, (1, 1), (max(1, w // 4), max(1, hh // 4)), (w, hh)])
+    h = replace(h, width=w, height=hh, num_frames=frames, gop_frames=gop, num_gops=ngops, coded=coded)
     try:
         gops = [zero_gop(h, 0, 1) if zero else copy.deepcopy(seed.gops[0]) for _ in range(ngops)]
         data = serialize(h, gops)
@@ -591,7 +604,8 @@ def synth(rng: random.Random) -> tuple[bytes, str]:
     w, hgt = rng.randrange(1, 40), rng.randrange(1, 40)
     frames = rng.randrange(1, 6)
     gop = rng.randrange(1, frames + 1)
-    h = Header(w, hgt, frames, Fraction(rng.randrange(1, 61)), gop, -(-frames // gop), cfg)
+    coded = (rng.randrange(1, w + 1), rng.randrange(1, hgt + 1)) if rng.random() < 0.5 else None
+    h = Header(w, hgt, frames, Fraction(rng.randrange(1, 61)), gop, -(-frames // gop), cfg, coded=coded)
     shapes = param_shapes(cfg, h.grid_hw)
     style = rng.choice(["coded", "coded", "coded", "random_words", "wrong_R", "zero", "zero_some"])
     gops = []

@@ -1,0 +1,107 @@
+"""Coded size (bitstream 3.0, ``--scale``): the networks draw smaller frames that the decoder
+resizes to the video's size, and ``--scale auto`` picks the reduction from the preset's budget."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bitstreams import BitstreamReader, refdecoder
+from codec import decode, encode
+from codec.cli import main
+from codec.encoder import frame_mse, psnr_of_mse
+from codec.presets import (AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, coded_size, pick_scale,
+                           schedule)
+from nervcore.errors import NervcError
+from nervcore.video_io import Video, read_video
+from tests.conftest import DATA
+
+
+def _clip(frames: int = 3, h: int = 37, w: int = 45) -> Video:
+    v = read_video(DATA / "fixtures" / "bus_qcif_30f.264", frames=slice(0, frames))
+    return Video(np.ascontiguousarray(v.frames[:, 20:20 + h, 30:30 + w]), v.fps)
+
+
+def test_scale_2_codes_half_size_and_decodes_to_the_source_size(tmp_path, one_thread):
+    clip = _clip()
+    out = tmp_path / "s2.nerv"
+    r = encode(clip, out, quality=4, steps=12, scale=2, progress=False)
+    h = BitstreamReader(out).header
+    assert (h.width, h.height, h.coded_width, h.coded_height) == (45, 37, 23, 19)
+    assert (r.coded_width, r.coded_height) == (23, 19) and r.bpp == 8 * r.num_bytes / (45 * 37 * 3)
+    assert h.grid_hw == (2, 2)  # the grid follows the coded size, not the output size
+    frames = decode(out, device="cpu").frames
+    assert frames.shape == (3, 37, 45, 3)
+    # the PSNR the encoder reports is that of what the decoder writes, at the source's size
+    assert psnr_of_mse(frame_mse(frames, clip.frames)) == pytest.approx(r.psnr, abs=1e-9)
+    # the reference decoder (SPEC.md "Output size") agrees within the conformance tolerance
+    ref = refdecoder.decode(out)
+    assert int(np.abs(ref.astype(int) - frames.astype(int)).max()) <= 2
+
+
+def test_a_smaller_coded_size_writes_fewer_weights(tmp_path, one_thread):
+    """The grid is most of a small model's weights: at scale 4 it has a sixteenth of them."""
+    clip = _clip(2, 128, 128)
+    sizes = {}
+    for s in (1, 4):
+        encode(clip, tmp_path / f"s{s}.nerv", quality=8, steps=4, scale=s, progress=False, lam=0.0)
+        r = BitstreamReader(tmp_path / f"s{s}.nerv")
+        sizes[s] = math.prod(dict(r.shapes)["grid"])
+    assert sizes[1] == 16 * sizes[4]
+
+
+def test_coded_size_rounds_up_and_validates():
+    assert coded_size(45, 37, 2) == (23, 19)
+    assert coded_size(1280, 720, 4) == (320, 180)
+    assert coded_size(1, 1, 8) == (1, 1)
+    for bad in (0, 9, 2.0, True, "2"):
+        with pytest.raises(NervcError, match="--scale"):
+            coded_size(64, 64, bad)
+
+
+@pytest.mark.parametrize("arg", ["0", "9", "two", "1.5"])
+def test_cli_rejects_a_bad_scale(tmp_path, capsys, arg):
+    assert main(["encode", str(DATA / "fixtures" / "bus_qcif_30f.264"), str(tmp_path / "x.nerv"),
+                 "--scale", arg]) == 1
+    err = capsys.readouterr().err
+    assert "--scale" in err and "expected auto or an integer 1..8" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.nerv").exists()
+
+
+def test_schedule_spends_the_output_budget_on_coded_pixels():
+    full = schedule("medium", 1280, 720, 16)
+    half = schedule("medium", 1280, 720, 16, coded_hw=(360, 640))
+    assert half.megapixels == full.megapixels  # the budget counts the video's pixels
+    assert half.fit_seconds <= full.fit_seconds * 1.01
+    assert half.visits_per_frame >= 3.5 * full.visits_per_frame  # a step costs ~4x less
+
+
+def test_auto_scale_follows_the_budget():
+    # HD at the default preset: too few visits at full size, so it codes smaller
+    assert pick_scale("medium", 1280, 720, 120) >= 2
+    assert pick_scale("medium", 1920, 1080, 120) >= pick_scale("medium", 1280, 720, 120)
+    # small frames never go below the minimum side; a given --steps keeps the source size
+    assert pick_scale("ultrafast", 176, 144, 120) == 1
+    assert pick_scale("medium", 1280, 720, 120, given={"steps": 100}) == 1
+    for w, h in ((1280, 720), (832, 480), (352, 288), (640, 360)):
+        picks = [pick_scale(p, w, h, 120) for p in PRESET_NAMES]
+        assert picks == sorted(picks, reverse=True), (w, h, picks)  # slower: never smaller
+        for p, s in zip(PRESET_NAMES, picks):
+            cw, ch = coded_size(w, h, s)
+            assert s == 1 or min(cw, ch) >= AUTO_MIN_SIDE
+            if s > 1:  # it stopped reducing because the coded size buys enough visits, or at a limit
+                smaller = schedule(p, w, h, 120, coded_hw=coded_size(w, h, s - 1)[::-1])
+                assert smaller.visits_per_frame < AUTO_VISITS
+
+
+def test_auto_scale_is_what_the_encoder_writes(tmp_path, one_thread):
+    """A 2-frame CIF encode at ultrafast: auto reduces it, and the header says by how much."""
+    v = read_video(DATA / "fixtures" / "foreman_cif_2f.yuv")
+    s = pick_scale("ultrafast", v.width, v.height, v.num_frames)
+    assert s >= 2
+    r = encode(v, tmp_path / "a.nerv", quality=2, preset="ultrafast", progress=False)
+    h = BitstreamReader(tmp_path / "a.nerv").header
+    assert (h.coded_width, h.coded_height) == coded_size(v.width, v.height, s)
+    assert (r.coded_width, r.coded_height) == (h.coded_width, h.coded_height)
+    assert decode(tmp_path / "a.nerv", device="cpu").frames.shape == v.frames.shape
