@@ -40,7 +40,7 @@ from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start
 from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
 from codec.parallel import RankLink, in_order_pool, start_distributed
-from codec.presets import DEFAULT_PRESET, check_preset, coded_size, fit_overrides, pick_scale
+from codec.presets import DEFAULT_PRESET, auto_coded_size, check_preset, coded_size, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
@@ -520,7 +520,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     sizes, every Adam update of a tensor is multiplied by its learned (normalised) step size.
     ``scale``: the networks draw frames ``scale`` times smaller in each direction (1..8, each
     side rounded up) that the decoder resizes to the source's size; ``"auto"`` lets
-    ``codec.presets.pick_scale`` choose from the preset's budget and the GOP's size.
+    ``codec.presets.auto_coded_size`` choose from the preset's budget and the GOP's size.
 
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
@@ -573,8 +573,9 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
     num_gops = -(-src.num_frames // gop_frames) if known else None
     if scale == "auto":
-        scale = pick_scale(preset, src.width, src.height, gop_frames, config.total_stride, given)
-    coded_w, coded_h = coded_size(src.width, src.height, scale)
+        coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given)
+    else:
+        coded_w, coded_h = coded_size(src.width, src.height, scale)
     grid_hw = grid_size_for(coded_h, coded_w, config)
     # Provisional counts when the source does not know its length: the header is rewritten
     # with the real ones when the last GOP is in (its length does not depend on them).

@@ -227,28 +227,34 @@ def predict_seconds(preset: str, width: int, height: int, num_frames: int, gop_f
     return total + (schedule(preset, width, height, rest, stride, coded_hw).predicted_seconds if rest else 0.0)
 
 
-def table(width: int = 352, height: int = 288, frames: int = 120) -> list[PresetSchedule]:
-    """Every preset's schedule for one GOP, fastest first."""
-    return [schedule(p, width, height, frames) for p in PRESET_NAMES]
+def table(width: int = 352, height: int = 288, frames: int = 120, auto: bool = False) -> list[PresetSchedule]:
+    """Every preset's schedule for one GOP, fastest first: at the source size, or (``auto``) at
+    the coded size ``--scale auto`` picks for it (:func:`auto_coded_size`)."""
+    out = []
+    for p in PRESET_NAMES:
+        cw, ch = auto_coded_size(p, width, height, frames) if auto else (width, height)
+        out.append(schedule(p, width, height, frames, coded_hw=(ch, cw)))
+    return out
 
 
 def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
     """The presets as a short text table (``nervc encode --preset help``)."""
     lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output; s/MP is "
              "predicted, for one thread; higher -q rungs are fitted as 'top -q' (a fit this short "
-             "cannot use their bytes):",
-             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s}"]
-    for r in table(width, height, frames):
+             "cannot use their bytes); 'coded' is the size --scale auto fits:",
+             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s} {'coded':>10s}"]
+    for r in table(width, height, frames, auto=True):
         mark = "  (default)" if r.preset == DEFAULT_PRESET else ""
         top = floor_rung(r.steps * r.batch / frames)
+        cw, ch = auto_coded_size(r.preset, width, height, frames)
         lines.append(f"  {r.preset:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
-                     f"{r.predicted_seconds_per_mp:6.1f} {top:6d}{mark}")
+                     f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s}{mark}")
     return "\n".join(lines)
 
 
 # ---- coded size: spend a short budget on fewer pixels (benchmarks/results/hd-scale/)
-MAX_SCALE = 8  # the largest reduction `--scale` takes
-AUTO_MAX_SCALE = 4  # the largest `--scale auto` picks
+MAX_SCALE = 8  # the largest reduction `--scale N` takes
+AUTO_MAX_SCALE = 4.0  # the largest reduction `--scale auto` picks
 AUTO_MIN_SIDE = 90  # auto never codes a shorter side below this many pixels (160x90 measured)
 AUTO_VISITS = 24.0  # auto reduces the size until a frame gets this many visits per fit
 
@@ -260,24 +266,37 @@ def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
     return -(-width // scale), -(-height // scale)
 
 
-def pick_scale(preset: str, width: int, height: int, frames: int, stride: int = 16,
-               given: Mapping[str, Any] | None = None) -> int:
-    """``--scale auto``: the smallest reduction at which the preset's budget gives every frame
-    ``AUTO_VISITS`` visits, keeping the coded shorter side at least ``AUTO_MIN_SIDE`` (and the
-    reduction at most ``AUTO_MAX_SCALE``). A fixed ``--steps`` keeps the source size.
+def _reduced(width: int, height: int, factor: float) -> tuple[int, int]:
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def auto_coded_size(preset: str, width: int, height: int, frames: int, stride: int = 16,
+                    given: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """``--scale auto``: the largest (width, height) in the source's proportion at which the
+    preset's budget still gives every frame ``AUTO_VISITS`` visits, reduced at most
+    ``AUTO_MAX_SCALE`` times and never below ``AUTO_MIN_SIDE`` on the shorter side (smaller
+    sources are not reduced). A fixed ``--steps`` keeps the source size.
 
     Why: at the budgets of the fast and medium presets a fit is short of steps, not of
-    pixels; at equal encode time the same preset fitted at half the size reached 2-4 dB more
-    at a quarter of the bytes on 720p/1080p train clips (hd-scale/README.md).
+    pixels; at equal encode time, fitting half-size frames reached 2-4 dB more at a quarter of
+    the bytes or less on 720p/1080p and 640x360 train clips (hd-scale/README.md). The reduction
+    is continuous (any coded size, resized bicubic on decode), so a slower preset never codes
+    fewer pixels nor gives a frame fewer visits than a faster one.
     """
     if (given or {}).get("steps") is not None:
-        return 1
-    best = 1
-    for s in range(1, AUTO_MAX_SCALE + 1):
-        cw, ch = coded_size(width, height, s)
-        if s > 1 and min(cw, ch) < AUTO_MIN_SIDE:
-            break
-        best = s
-        if schedule(preset, width, height, frames, stride, (ch, cw)).visits_per_frame >= AUTO_VISITS:
-            break
-    return best
+        return width, height
+    top = min(AUTO_MAX_SCALE, min(width, height) / AUTO_MIN_SIDE)
+
+    def visits(f: float) -> float:
+        cw, ch = _reduced(width, height, f)
+        return schedule(preset, width, height, frames, stride, (ch, cw)).visits_per_frame
+
+    if top <= 1.0 or visits(1.0) >= AUTO_VISITS:
+        return width, height
+    if visits(top) < AUTO_VISITS:
+        return _reduced(width, height, top)
+    lo, hi = 1.0, top  # visits(lo) < target <= visits(hi): the smallest reduction that reaches it
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if visits(mid) < AUTO_VISITS else (lo, mid)
+    return _reduced(width, height, hi)

@@ -11,8 +11,8 @@ from bitstreams import BitstreamReader, refdecoder
 from codec import decode, encode
 from codec.cli import main
 from codec.encoder import frame_mse, psnr_of_mse
-from codec.presets import (AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, coded_size, pick_scale,
-                           schedule)
+from codec.presets import (AUTO_MAX_SCALE, AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, auto_coded_size,
+                           coded_size, schedule)
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, read_video
 from tests.conftest import DATA
@@ -77,31 +77,40 @@ def test_schedule_spends_the_output_budget_on_coded_pixels():
     assert half.visits_per_frame >= 3.5 * full.visits_per_frame  # a step costs ~4x less
 
 
-def test_auto_scale_follows_the_budget():
-    # HD at the default preset: too few visits at full size, so it codes smaller
-    assert pick_scale("medium", 1280, 720, 120) >= 2
-    assert pick_scale("medium", 1920, 1080, 120) >= pick_scale("medium", 1280, 720, 120)
-    # small frames never go below the minimum side; a given --steps keeps the source size
-    assert pick_scale("ultrafast", 176, 144, 120) == 1
-    assert pick_scale("medium", 1280, 720, 120, given={"steps": 100}) == 1
-    for w, h in ((1280, 720), (832, 480), (352, 288), (640, 360)):
-        picks = [pick_scale(p, w, h, 120) for p in PRESET_NAMES]
-        assert picks == sorted(picks, reverse=True), (w, h, picks)  # slower: never smaller
-        for p, s in zip(PRESET_NAMES, picks):
-            cw, ch = coded_size(w, h, s)
-            assert s == 1 or min(cw, ch) >= AUTO_MIN_SIDE
-            if s > 1:  # it stopped reducing because the coded size buys enough visits, or at a limit
-                smaller = schedule(p, w, h, 120, coded_hw=coded_size(w, h, s - 1)[::-1])
-                assert smaller.visits_per_frame < AUTO_VISITS
+def _visits(preset: str, w: int, h: int, frames: int, coded: tuple[int, int]) -> float:
+    return schedule(preset, w, h, frames, coded_hw=(coded[1], coded[0])).visits_per_frame
 
 
-def test_auto_scale_is_what_the_encoder_writes(tmp_path, one_thread):
-    """A 2-frame CIF encode at ultrafast: auto reduces it, and the header says by how much."""
+@pytest.mark.parametrize("w,h", [(176, 144), (352, 288), (640, 360), (832, 480), (1280, 720), (1920, 1080)])
+def test_auto_coded_size_follows_the_budget(w, h):
+    sizes = [auto_coded_size(p, w, h, 120) for p in PRESET_NAMES]
+    visits = [_visits(p, w, h, 120, c) for p, c in zip(PRESET_NAMES, sizes)]
+    # a slower preset never codes fewer pixels, nor gives a frame fewer visits (within the 10 %
+    # the bisection leaves above the target), than a faster one
+    assert [c[0] * c[1] for c in sizes] == sorted(c[0] * c[1] for c in sizes), sizes
+    assert all(b >= 0.9 * a for a, b in zip(visits, visits[1:])), visits
+    assert sizes[-1] == (w, h)  # veryslow has the visits at the source size
+    for p, (cw, ch), v in zip(PRESET_NAMES, sizes, visits):
+        assert cw <= w and ch <= h and abs(cw / ch - w / h) < 0.02 * w / h + 1.0 / ch
+        if (cw, ch) != (w, h):  # reduced: to the target, or as far as the limits allow
+            at_limit = min(cw, ch) <= AUTO_MIN_SIDE + 1 or w / cw >= AUTO_MAX_SCALE - 0.01
+            assert v >= AUTO_VISITS or at_limit, (p, cw, ch, v)
+            assert _visits(p, w, h, 120, (w, h)) < AUTO_VISITS  # the source size had too few
+
+
+def test_auto_reduces_hd_at_the_default_preset_and_keeps_small_or_given_steps():
+    cw, ch = auto_coded_size("medium", 1280, 720, 120)
+    assert 1.5 <= 1280 / cw <= 4 and _visits("medium", 1280, 720, 120, (cw, ch)) >= AUTO_VISITS
+    assert auto_coded_size("medium", 160, 90, 120) == (160, 90)  # at the minimum side already
+    assert auto_coded_size("medium", 1280, 720, 120, given={"steps": 100}) == (1280, 720)
+
+
+def test_auto_coded_size_is_what_the_encoder_writes(tmp_path, one_thread):
+    """A 2-frame CIF encode at ultrafast: auto reduces it, and the header says how far."""
     v = read_video(DATA / "fixtures" / "foreman_cif_2f.yuv")
-    s = pick_scale("ultrafast", v.width, v.height, v.num_frames)
-    assert s >= 2
+    want = auto_coded_size("ultrafast", v.width, v.height, v.num_frames)
+    assert want[0] < v.width
     r = encode(v, tmp_path / "a.nerv", quality=2, preset="ultrafast", progress=False)
     h = BitstreamReader(tmp_path / "a.nerv").header
-    assert (h.coded_width, h.coded_height) == coded_size(v.width, v.height, s)
-    assert (r.coded_width, r.coded_height) == (h.coded_width, h.coded_height)
+    assert (h.coded_width, h.coded_height) == want == (r.coded_width, r.coded_height)
     assert decode(tmp_path / "a.nerv", device="cpu").frames.shape == v.frames.shape
