@@ -255,7 +255,8 @@ def demo_main(argv: list[str]) -> int:
         kw = {"quality": a.quality} if a.quality else {}
         r = encode(video, work / "demo.nerv", overwrite=True, steps=a.steps, **kw)
         d = decode(work / "demo.nerv", work / "demo.mp4", overwrite=True)
-        print(f"encode: {r.num_bytes} bytes, {r.bpp:.4f} bpp, {r.encode_seconds:.1f} s (init {r.init})")
+        coded = f", coded at {r.coded_width}x{r.coded_height}" if (r.coded_width, r.coded_height) != (r.width, r.height) else ""
+        print(f"encode: {r.num_bytes} bytes, {r.bpp:.4f} bpp, {r.encode_seconds:.1f} s (init {r.init}{coded})")
         print(f"decode: {d.decode_seconds:.2f} s ({d.fps_decoded:.1f} fps on {d.device})")
         print(f"PSNR (RGB, 8-bit): {rgb_psnr(d.frames, video.frames):.2f} dB")
         if a.keep:

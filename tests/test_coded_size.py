@@ -114,3 +114,11 @@ def test_auto_coded_size_is_what_the_encoder_writes(tmp_path, one_thread):
     h = BitstreamReader(tmp_path / "a.nerv").header
     assert (h.coded_width, h.coded_height) == want == (r.coded_width, r.coded_height)
     assert decode(tmp_path / "a.nerv", device="cpu").frames.shape == v.frames.shape
+
+
+def test_bpp_target_counts_the_videos_pixels_not_the_coded_ones(tmp_path, one_thread):
+    """--bpp at a coded size a quarter of the video's: the rate lands near the target in bits
+    per *video* pixel (a per-coded-pixel target would land near a quarter of it)."""
+    r = encode(_clip(4, 64, 96), tmp_path / "b.nerv", bpp=1.0, steps=40, scale=2, progress=False)
+    assert (r.coded_width, r.coded_height) == (48, 32)
+    assert 0.7 <= r.bpp <= 1.1, r.bpp
