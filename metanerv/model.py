@@ -18,6 +18,7 @@ guidance) loss; only the final head is needed to decode and only it is stored in
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -287,13 +288,44 @@ def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tu
     return [(n, tuple(params[n].shape)) for n in decode_param_names(model)]
 
 
+def _keys_cubic(x: np.ndarray, a: float = -0.75) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x <= 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+
+
+@functools.lru_cache(maxsize=64)
+def cubic_resize_matrix(n: int, m: int) -> Tensor:
+    """``[m, n]`` float32: one axis of n samples resized to m (SPEC.md "Output size": Keys'
+    cubic, a = -0.75, align_corners=False source positions in float32, edge samples repeated),
+    as a matrix, so a frame is resized by two small matrix products."""
+    scale = np.float32(n) / np.float32(m)
+    src = (scale * (np.arange(m, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)).astype(np.float64)
+    i0 = np.floor(src).astype(np.int64)
+    mat = np.zeros((m, n), np.float64)
+    for k in range(-1, 3):
+        np.add.at(mat, (np.arange(m), np.clip(i0 + k, 0, n - 1)), _keys_cubic(src - i0 - k))
+    return torch.from_numpy(mat.astype(np.float32))
+
+
 def upscale_frames(frames: Tensor, height: int, width: int) -> Tensor:
     """Coded frames ``[N, 3, h, w]`` in [0, 1] at the output size ``height x width`` (SPEC.md
     "Output size"): bicubic (Keys, a = -0.75), align_corners=False, edge samples repeated,
-    clamped to [0, 1]; the same tensor when the sizes already agree."""
-    if tuple(frames.shape[-2:]) == (height, width):
+    clamped to [0, 1]; the same tensor when the sizes already agree.
+
+    Two matrix products (width, then height): PyTorch's ``interpolate(mode="bicubic")`` gives
+    the same values to ~1e-5 but took 7x as long on a CPU (10.7 against 1.4 ms for a CIF frame
+    from 160x131, one thread), which made a coded-size stream decode no faster than a full-size one.
+    """
+    h, w = frames.shape[-2:]
+    if (h, w) == (height, width):
         return frames
-    return F.interpolate(frames, size=(height, width), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+    y = frames
+    if w != width:
+        y = y @ cubic_resize_matrix(int(w), int(width)).to(y).t()
+    if h != height:
+        y = cubic_resize_matrix(int(h), int(height)).to(y) @ y
+    return y.clamp_(0.0, 1.0)
 
 
 def downscale_frames(frames: Tensor, height: int, width: int) -> Tensor:

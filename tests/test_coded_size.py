@@ -122,3 +122,21 @@ def test_bpp_target_counts_the_videos_pixels_not_the_coded_ones(tmp_path, one_th
     r = encode(_clip(4, 64, 96), tmp_path / "b.nerv", bpp=1.0, steps=40, scale=2, progress=False)
     assert (r.coded_width, r.coded_height) == (48, 32)
     assert 0.7 <= r.bpp <= 1.1, r.bpp
+
+
+@pytest.mark.parametrize("src,dst", [((131, 160), (288, 352)), ((19, 23), (37, 45)), ((3, 5), (24, 40)),
+                                     ((90, 110), (90, 176)), ((1, 1), (7, 3))])
+def test_upscale_is_pytorchs_bicubic_and_the_reference_decoders(src, dst):
+    """The decoder's two matrix products are SPEC.md's resize: PyTorch's bicubic
+    (align_corners=False, a = -0.75) and the reference decoder's float64 passes, to float32
+    rounding."""
+    import torch
+    import torch.nn.functional as F
+
+    from metanerv.model import upscale_frames
+    x = torch.rand(2, 3, *src, generator=torch.Generator().manual_seed(0))
+    got = upscale_frames(x, *dst)
+    want = F.interpolate(x, size=dst, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert got.shape == (2, 3, *dst) and float((got - want).abs().max()) < 1e-5
+    ref = refdecoder.resize_bicubic(x.permute(0, 2, 3, 1).numpy(), *dst)
+    assert float(np.abs(got.permute(0, 2, 3, 1).numpy() - ref).max()) < 1e-5
