@@ -380,7 +380,7 @@ def poke_header(rng: random.Random, data: bytes) -> tuple[bytes, str]:
                                    FIXED_HEADER_V2 + 3 * n_blocks, FIXED_HEADER + 3 * n_blocks, 1024, 1025],
                  "coded_width": [0, 1, width, width + 1], "coded_height": [0, 1, height, height + 1],
                  }.get(name, [])
-        v = rng.choice(extra) if extra and rng.random() < 0.6 else _pick_int(rng, cur, bits, extra)
+        v = _clamp(rng.choice(extra), bits) if extra and rng.random() < 0.6 else _pick_int(rng, cur, bits, extra)
     if off + struct.calcsize(fmt_) > len(b):
         return data, f"hdr.{name}:short"
     struct.pack_into("<" + fmt_, b, off, v)
