@@ -467,6 +467,7 @@ class BitstreamReader:
             head = f.read(MAX_HEADER_BYTES + 4)
             try:
                 self.header, pos = decode_header(head)
+                self.version = (head[4], head[5])  # (major, minor) as written
             except BitstreamError as e:
                 raise BitstreamError(f"{self.path}: {e}") from None
             self.shapes = param_shapes(self.header.config, self.header.grid_hw)

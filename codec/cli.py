@@ -204,9 +204,7 @@ def info_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     r = BitstreamReader(a.input)
     h = r.header
-    with open(a.input, "rb") as f:
-        major, minor = f.read(6)[4:6]
-    print(f"{a.input}: {r.size} bytes, nervc bitstream {major}.{minor}")
+    print(f"{a.input}: {r.size} bytes, nervc bitstream {r.version[0]}.{r.version[1]}")
     print(f"  video     {h.width}x{h.height}, {h.num_frames} frames @ {h.fps} fps "
           f"({8 * r.size / (h.width * h.height * h.num_frames):.4f} bpp)")
     if h.resized:

@@ -140,3 +140,16 @@ def test_upscale_is_pytorchs_bicubic_and_the_reference_decoders(src, dst):
     assert got.shape == (2, 3, *dst) and float((got - want).abs().max()) < 1e-5
     ref = refdecoder.resize_bicubic(x.permute(0, 2, 3, 1).numpy(), *dst)
     assert float(np.abs(got.permute(0, 2, 3, 1).numpy() - ref).max()) < 1e-5
+
+
+def test_info_names_the_version_and_the_coded_size(tmp_path, capsys, one_thread):
+    out = tmp_path / "i.nerv"
+    encode(_clip(2), out, steps=2, scale=2, progress=False)
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "nervc bitstream 3.0" in text and "coded     23x19, resized to 45x37 on decode" in text
+    from pathlib import Path
+    v2 = Path(__file__).resolve().parents[1] / "bitstreams" / "conformance" / "v2_delta_q6.nerv"
+    assert main(["info", str(v2)]) == 0
+    text = capsys.readouterr().out
+    assert "nervc bitstream 2.0" in text and "coded " not in text
