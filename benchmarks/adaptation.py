@@ -431,9 +431,12 @@ def _load_inits(inits: list[tuple[str, str]]) -> tuple[dict[str, tuple[NeRVConfi
         init = load_init(path)
         loaded[name] = (init.config, init.state, init.short_id)
         default_config = init.config
+    # a random init's records name its shape unless it is NeRVConfig()'s (the id older records
+    # carry), so a resumed run never reuses a record of another shape's random weights
+    rid = "random" if default_config == NeRVConfig() else "random-" + "-".join(map(str, default_config.channels))
     for name, path in inits:
         if path == "random":
-            loaded[name] = (default_config, None, "random")
+            loaded[name] = (default_config, None, rid)
     return loaded, default_config
 
 

@@ -79,6 +79,10 @@ def test_native_benchmark_tiny_and_resumable(clip_dir, tmp_path):
         for curve in clip["psnr"].values():
             assert set(curve) == {"0", "2", "3"} and all(5 < v < 60 for v in curve.values())
     assert len(list(res.rglob("s*.json"))) == 2 * 2 * 3
+    # random weights take the named init's shape, and their records say which shape
+    rand = json.loads((res / "bus_qcif_30f" / "random" / "s2.json").read_text())
+    assert rand["init_id"] == "random-" + "-".join(map(str, tiny_config().channels))
+    assert adaptation._load_inits([("r", "random")])[0]["r"][2] == "random"  # NeRVConfig()'s, as before
     # resume: an existing record with matching settings is reused, not recomputed ...
     rec_path = res / "bus_qcif_30f" / "tiny" / "s2.json"
     rec = json.loads(rec_path.read_text())
