@@ -78,15 +78,16 @@ def _wants_preset_help(argv: list[str]) -> bool:
 
 
 def _scale(text: str) -> int | str:
-    """``--scale``: ``auto`` or an integer 1..8."""
+    """``--scale``: ``auto`` or an integer 1..``codec.presets.MAX_SCALE``."""
+    from codec.presets import MAX_SCALE
     if text.strip().lower() == "auto":
         return "auto"
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= 8:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected auto or an integer 1..8")
+    if not 1 <= value <= MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected auto or an integer 1..{MAX_SCALE}")
     return value
 
 

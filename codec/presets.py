@@ -227,27 +227,24 @@ def predict_seconds(preset: str, width: int, height: int, num_frames: int, gop_f
     return total + (schedule(preset, width, height, rest, stride, coded_hw).predicted_seconds if rest else 0.0)
 
 
-def table(width: int = 352, height: int = 288, frames: int = 120, auto: bool = False) -> list[PresetSchedule]:
-    """Every preset's schedule for one GOP, fastest first: at the source size, or (``auto``) at
-    the coded size ``--scale auto`` picks for it (:func:`auto_coded_size`)."""
-    out = []
-    for p in PRESET_NAMES:
-        cw, ch = auto_coded_size(p, width, height, frames) if auto else (width, height)
-        out.append(schedule(p, width, height, frames, coded_hw=(ch, cw)))
-    return out
+def table(width: int = 352, height: int = 288, frames: int = 120) -> list[PresetSchedule]:
+    """Every preset's schedule for one GOP at the source size, fastest first."""
+    return [schedule(p, width, height, frames) for p in PRESET_NAMES]
 
 
 def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
-    """The presets as a short text table (``nervc encode --preset help``)."""
+    """The presets as a short text table (``nervc encode --preset help``), each at the coded
+    size ``--scale auto`` picks for the GOP (:func:`auto_coded_size`)."""
     lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output; s/MP is "
              "predicted, for one thread; higher -q rungs are fitted as 'top -q' (a fit this short "
              "cannot use their bytes); 'coded' is the size --scale auto fits:",
              f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s} {'coded':>10s}"]
-    for r in table(width, height, frames, auto=True):
-        mark = "  (default)" if r.preset == DEFAULT_PRESET else ""
+    for p in PRESET_NAMES:
+        cw, ch = auto_coded_size(p, width, height, frames)
+        r = schedule(p, width, height, frames, coded_hw=(ch, cw))
+        mark = "  (default)" if p == DEFAULT_PRESET else ""
         top = floor_rung(r.steps * r.batch / frames)
-        cw, ch = auto_coded_size(r.preset, width, height, frames)
-        lines.append(f"  {r.preset:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
+        lines.append(f"  {p:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
                      f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s}{mark}")
     return "\n".join(lines)
 
