@@ -40,7 +40,7 @@ from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start
 from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
 from codec.parallel import RankLink, in_order_pool, start_distributed
-from codec.presets import DEFAULT_PRESET, auto_coded_size, check_preset, coded_size, fit_overrides
+from codec.presets import DEFAULT_PRESET, auto_coded_size, auto_visits, check_preset, coded_size, fit_overrides
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
@@ -520,7 +520,9 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     sizes, every Adam update of a tensor is multiplied by its learned (normalised) step size.
     ``scale``: the networks draw frames ``scale`` times smaller in each direction (1..8, each
     side rounded up) that the decoder resizes to the source's size; ``"auto"`` lets
-    ``codec.presets.auto_coded_size`` choose from the preset's budget and the GOP's size.
+    ``codec.presets.auto_coded_size`` choose from the preset's budget, the GOP's size and each
+    rung's visit target (``codec.presets.auto_visits``: lower rungs code fewer pixels), so the
+    rungs of one call may be fitted at different sizes (one encode per size).
 
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
@@ -537,17 +539,46 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     given = {"steps": steps, "batch": batch, "lr": lr}
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise NervcError("--jobs must be >= 1")
+    groups = [(outputs, scale)]
+    if scale == "auto" and len({auto_visits(q) for q in outputs}) > 1:
+        for path in outputs.values():  # before any group writes its files
+            check_output(path, overwrite)
+        source = as_source(source, size=size, fps=fps, frames=frames)  # opened once, read per group
+        groups = _coded_size_groups(source, outputs, preset, given, init, gop)
     link, stop = start_distributed() if distributed else (None, lambda: None)
     try:
-        return _encode(source, outputs, settings, link, preset, given, init=init, gop=gop, frames=frames,
-                       size=size, fps=fps, device=device, progress=progress, overwrite=overwrite, jobs=jobs,
-                       meta_lr=meta_lr, scale=scale)
+        results: dict[int, EncodeResult] = {}
+        for group, coded in groups:
+            results.update(_encode(source, group, {q: settings[q] for q in group}, link, preset, given,
+                                   init=init, gop=gop, frames=frames, size=size, fps=fps, device=device,
+                                   progress=progress, overwrite=overwrite, jobs=jobs, meta_lr=meta_lr,
+                                   scale=coded))
+        return results
     finally:
         stop()
 
 
+def _coded_size_groups(src: VideoSource, outputs: dict[int, str | os.PathLike], preset: str, given: dict,
+                       init, gop: int | None) -> list[tuple[dict, tuple[int, int]]]:
+    """The outputs of a ``--scale auto`` ladder grouped by the coded size each rung's visit
+    target (``codec.presets.auto_visits``) picks: each group is one encode (its rungs share
+    fits as before), rungs whose targets land on the same size stay together."""
+    init_file = resolve_init(init)
+    config = init_file.config if init_file else random_init_config()
+    known = src.num_frames is not None
+    gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
+    if gop_frames < 1:
+        return [(outputs, "auto")]  # let _encode report the empty source or the bad --gop
+    by_size: dict[tuple[int, int], dict] = {}
+    for q in sorted(outputs):
+        wh = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
+                             visits=auto_visits(q))
+        by_size.setdefault(wh, {})[q] = outputs[q]
+    return [(group, wh) for wh, group in by_size.items()]
+
+
 def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, preset: str,
-            given: dict, *, init, gop, meta_lr: bool = True, scale: int | str = "auto",
+            given: dict, *, init, gop, meta_lr: bool = True, scale: int | str | tuple[int, int] = "auto",
             frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
@@ -572,8 +603,11 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     config = init_file.config if init_file else random_init_config()
     gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
     num_gops = -(-src.num_frames // gop_frames) if known else None
-    if scale == "auto":
-        coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given)
+    if scale == "auto":  # one visit target for every rung here (encode_ladder split the others)
+        coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
+                                           visits=auto_visits(min(settings)))
+    elif isinstance(scale, tuple):  # resolved by _coded_size_groups
+        coded_w, coded_h = scale
     else:
         coded_w, coded_h = coded_size(src.width, src.height, scale)
     grid_hw = grid_size_for(coded_h, coded_w, config)

@@ -91,7 +91,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from codec.ladder import floor_rung
+from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS, floor_rung
 from nervcore.errors import NervcError
 
 # ---- cost model (see the module docstring for how these were measured)
@@ -104,6 +104,7 @@ MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one s
 MIN_STEPS = 10  # a GOP so small that its budget buys fewer steps still gets these, as long
 MIN_STEPS_SECONDS = 2.0  # as they cost at most this (a lone 1080p frame keeps its budget)
 DEFAULT_PRESET = "medium"
+TOP_QUALITY = max(QUALITY_LEVELS)
 TARGET_S_PER_MP = 10.0  # what ``medium`` must cost at most, everything included
 
 
@@ -233,19 +234,24 @@ def table(width: int = 352, height: int = 288, frames: int = 120) -> list[Preset
 
 
 def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
-    """The presets as a short text table (``nervc encode --preset help``), each at the coded
-    size ``--scale auto`` picks for the GOP (:func:`auto_coded_size`)."""
-    lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output; s/MP is "
-             "predicted, for one thread; higher -q rungs are fitted as 'top -q' (a fit this short "
-             "cannot use their bytes); 'coded' is the size --scale auto fits:",
-             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s} {'coded':>10s}"]
+    """The presets as a short text table (``nervc encode --preset help``): the schedule of the
+    default rung at the coded size ``--scale auto`` picks for it, and the coded size of the
+    top rungs (:func:`auto_visits`)."""
+    lines = [f"presets (fastest first) for a {width}x{height}x{frames} GOP, one output at -q "
+             f"{DEFAULT_QUALITY}; s/MP is predicted, for one thread; higher -q rungs are fitted as "
+             "'top -q' (a fit this short cannot use their bytes); 'coded' is the size --scale auto "
+             f"fits at -q {DEFAULT_QUALITY} and at -q {TOP_QUALITY}:",
+             f"  {'preset':10s} {'steps':>6s} {'batch':>5s} {'visits/frame':>12s} {'s/MP':>6s} {'top -q':>6s} "
+             f"{f'coded q{DEFAULT_QUALITY}':>10s} {f'coded q{TOP_QUALITY}':>10s}"]
     for p in PRESET_NAMES:
-        cw, ch = auto_coded_size(p, width, height, frames)
+        cw, ch = auto_coded_size(p, width, height, frames, visits=auto_visits(DEFAULT_QUALITY))
+        tw, th = auto_coded_size(p, width, height, frames, visits=auto_visits(TOP_QUALITY))
         r = schedule(p, width, height, frames, coded_hw=(ch, cw))
+        top_r = schedule(p, width, height, frames, coded_hw=(th, tw))
         mark = "  (default)" if p == DEFAULT_PRESET else ""
-        top = floor_rung(r.steps * r.batch / frames)
+        top = floor_rung(top_r.steps * top_r.batch / frames)
         lines.append(f"  {p:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
-                     f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s}{mark}")
+                     f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s} {f'{tw}x{th}':>10s}{mark}")
     return "\n".join(lines)
 
 
@@ -253,7 +259,12 @@ def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
 MAX_SCALE = 8  # the largest reduction `--scale N` takes
 AUTO_MAX_SCALE = 4.0  # the largest reduction `--scale auto` picks
 AUTO_MIN_SIDE = 90  # auto never codes a shorter side below this many pixels (160x90 measured)
-AUTO_VISITS = 24.0  # auto reduces the size until a frame gets this many visits per fit
+AUTO_VISITS = 24.0  # auto reduces the size until a frame gets this many visits per fit (the top rungs)
+# ... per rung of the ladder: the lower rungs code fewer pixels with more visits, the top rungs
+# keep AUTO_VISITS. On five train clips at `medium` (benchmarks/results/auto-visits/), 96 visits
+# against 24 wrote -19 % BD-rate (+0.9 dB) over q1-q7, and its q3-q7 were on the hull of every
+# tried size; the larger sizes of 48 and 24 visits only reached above its top (at q7).
+AUTO_VISITS_BY_RUNG: dict[int, float] = {1: 96.0, 2: 96.0, 3: 96.0, 4: 96.0, 5: 96.0, 6: 48.0, 7: 24.0, 8: 24.0}
 
 
 def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
@@ -267,12 +278,18 @@ def _reduced(width: int, height: int, factor: float) -> tuple[int, int]:
     return max(1, round(width / factor)), max(1, round(height / factor))
 
 
+def auto_visits(quality: int) -> float:
+    """The frame visits ``--scale auto`` aims at for rung ``quality`` (``AUTO_VISITS_BY_RUNG``)."""
+    return AUTO_VISITS_BY_RUNG.get(quality, AUTO_VISITS)
+
+
 def auto_coded_size(preset: str, width: int, height: int, frames: int, stride: int = 16,
-                    given: Mapping[str, Any] | None = None) -> tuple[int, int]:
+                    given: Mapping[str, Any] | None = None, visits: float | None = None) -> tuple[int, int]:
     """``--scale auto``: the largest (width, height) in the source's proportion at which the
-    preset's budget still gives every frame ``AUTO_VISITS`` visits, reduced at most
-    ``AUTO_MAX_SCALE`` times and never below ``AUTO_MIN_SIDE`` on the shorter side (smaller
-    sources are not reduced). A fixed ``--steps`` keeps the source size.
+    preset's budget still gives every frame ``visits`` visits (default ``AUTO_VISITS``; the
+    encoder asks for :func:`auto_visits` of each rung), reduced at most ``AUTO_MAX_SCALE``
+    times and never below ``AUTO_MIN_SIDE`` on the shorter side (smaller sources are not
+    reduced). A fixed ``--steps`` keeps the source size.
 
     Why: at the budgets of the fast and medium presets a fit is short of steps, not of
     pixels; at equal encode time, fitting half-size frames reached 2-4 dB more at a quarter of
@@ -282,18 +299,19 @@ def auto_coded_size(preset: str, width: int, height: int, frames: int, stride: i
     """
     if (given or {}).get("steps") is not None:
         return width, height
+    target = AUTO_VISITS if visits is None else float(visits)
     top = min(AUTO_MAX_SCALE, min(width, height) / AUTO_MIN_SIDE)
 
-    def visits(f: float) -> float:
+    def got(f: float) -> float:
         cw, ch = _reduced(width, height, f)
         return schedule(preset, width, height, frames, stride, (ch, cw)).visits_per_frame
 
-    if top <= 1.0 or visits(1.0) >= AUTO_VISITS:
+    if top <= 1.0 or got(1.0) >= target:
         return width, height
-    if visits(top) < AUTO_VISITS:
+    if got(top) < target:
         return _reduced(width, height, top)
-    lo, hi = 1.0, top  # visits(lo) < target <= visits(hi): the smallest reduction that reaches it
+    lo, hi = 1.0, top  # got(lo) < target <= got(hi): the smallest reduction that reaches it
     for _ in range(30):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if visits(mid) < AUTO_VISITS else (lo, mid)
+        lo, hi = (mid, hi) if got(mid) < target else (lo, mid)
     return _reduced(width, height, hi)

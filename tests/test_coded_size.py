@@ -11,7 +11,9 @@ from bitstreams import BitstreamReader, refdecoder
 from codec import decode, encode
 from codec.cli import main
 from codec.encoder import frame_mse, psnr_of_mse
-from codec.presets import (AUTO_MAX_SCALE, AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, auto_coded_size,
+from codec.encoder import encode_ladder
+from codec.ladder import QUALITY_LEVELS
+from codec.presets import (AUTO_MAX_SCALE, AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, auto_coded_size, auto_visits,
                            coded_size, schedule)
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, read_video
@@ -108,7 +110,7 @@ def test_auto_reduces_hd_at_the_default_preset_and_keeps_small_or_given_steps():
 def test_auto_coded_size_is_what_the_encoder_writes(tmp_path, one_thread):
     """A 2-frame CIF encode at ultrafast: auto reduces it, and the header says how far."""
     v = read_video(DATA / "fixtures" / "foreman_cif_2f.yuv")
-    want = auto_coded_size("ultrafast", v.width, v.height, v.num_frames)
+    want = auto_coded_size("ultrafast", v.width, v.height, v.num_frames, visits=auto_visits(2))
     assert want[0] < v.width
     r = encode(v, tmp_path / "a.nerv", quality=2, preset="ultrafast", progress=False)
     h = BitstreamReader(tmp_path / "a.nerv").header
@@ -153,3 +155,42 @@ def test_info_names_the_version_and_the_coded_size(tmp_path, capsys, one_thread)
     assert main(["info", str(v2)]) == 0
     text = capsys.readouterr().out
     assert "nervc bitstream 2.0" in text and "coded " not in text
+
+
+@pytest.mark.parametrize("w,h", [(176, 144), (352, 288), (416, 240), (832, 480), (1280, 720)])
+def test_lower_rungs_code_no_more_pixels_than_higher_ones(w, h):
+    """A rung's visit target falls as -q rises, so its coded size never shrinks: the low rungs
+    spend the budget on visits, the top ones on pixels (benchmarks/results/auto-visits/)."""
+    targets = [auto_visits(q) for q in QUALITY_LEVELS]
+    assert targets == sorted(targets, reverse=True) and auto_visits(max(QUALITY_LEVELS)) == AUTO_VISITS
+    for p in PRESET_NAMES:
+        px = [math.prod(auto_coded_size(p, w, h, 120, visits=auto_visits(q))) for q in QUALITY_LEVELS]
+        assert px == sorted(px), (p, px)
+    low, top = (auto_coded_size("medium", w, h, 120, visits=auto_visits(q)) for q in (5, 8))
+    assert low[0] < top[0] or min(low) <= AUTO_MIN_SIDE + 1  # reduced further, or at the floor
+
+
+def test_a_ladder_fits_each_rung_at_its_own_coded_size(tmp_path, one_thread):
+    """-q 5 and -q 7 of one encode_ladder call land on different coded sizes, and each file is
+    the same bytes as that rung encoded alone (a group per size, nothing shared across)."""
+    v = read_video(DATA / "fixtures" / "desk_320x240_36f.mp4", frames=slice(0, 4))
+    sizes = {q: auto_coded_size("medium", 320, 240, 4, visits=auto_visits(q)) for q in (5, 7)}
+    assert sizes[5] != sizes[7]
+    both = encode_ladder(v, {q: tmp_path / f"both{q}.nerv" for q in (5, 7)}, progress=False)
+    for q in (5, 7):
+        h = BitstreamReader(tmp_path / f"both{q}.nerv").header
+        assert (h.coded_width, h.coded_height) == sizes[q] == (both[q].coded_width, both[q].coded_height)
+        alone = encode(v, tmp_path / f"alone{q}.nerv", quality=q, progress=False)
+        assert (tmp_path / f"alone{q}.nerv").read_bytes() == (tmp_path / f"both{q}.nerv").read_bytes()
+        assert alone.psnr == both[q].psnr
+    assert both[7].psnr > both[5].psnr
+
+
+def test_a_split_ladder_checks_every_output_before_writing_any(tmp_path):
+    v = read_video(DATA / "fixtures" / "desk_320x240_36f.mp4", frames=slice(0, 2))
+    assert auto_coded_size("medium", 320, 240, 2, visits=auto_visits(5)) != \
+        auto_coded_size("medium", 320, 240, 2, visits=auto_visits(7))  # two groups
+    (tmp_path / "q7.nerv").write_bytes(b"keep")
+    with pytest.raises(NervcError, match="already exists"):
+        encode_ladder(v, {5: tmp_path / "q5.nerv", 7: tmp_path / "q7.nerv"}, progress=False)
+    assert not (tmp_path / "q5.nerv").exists() and (tmp_path / "q7.nerv").read_bytes() == b"keep"
