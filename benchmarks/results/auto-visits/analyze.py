@@ -6,6 +6,7 @@ then BD-rate and BD-PSNR of each setting against 24 visits (the shipped value).
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -54,6 +55,35 @@ def main() -> None:
         print(f"- visits {key[0]:g} (min side {key[1]}) vs 24: mean BD-rate "
               f"{sum(r) / len(r):+.1f} % ({len(r)}/{len(vals)} clips), mean BD-PSNR {sum(p) / len(p):+.2f} dB"
               if r and p else f"- visits {key[0]:g}: no overlap")
+    print()
+    print("Upper hull of every tried (visits, rung) point per clip, floor 90 px (log bpp vs PSNR), "
+          "cheapest first:\n")
+    for clip, pts_c in hull_points().items():
+        print(f"- {clip}: " + ", ".join(f"{v:g} visits q{q} ({b:.4f}, {p:.2f})" for v, q, b, p in pts_c))
+
+
+def hull_points(name: str = "points.jsonl") -> dict[str, list[tuple[float, int, float, float]]]:
+    """Per clip, the points on the upper concave hull of PSNR over log bpp, rising only."""
+    by_clip: dict = defaultdict(set)
+    for line in (HERE / name).read_text().splitlines():
+        r = json.loads(line)
+        if r["min_side"] == 90:
+            by_clip[r["clip"]].add((math.log(r["bpp"]), r["psnr"], r["visits"], r["q"]))
+    out = {}
+    for clip, pts in by_clip.items():
+        hull: list = []
+        for p in sorted(pts):
+            while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1])
+                                      - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0])) >= 0:
+                hull.pop()
+            hull.append(p)
+        rising, best = [], -math.inf
+        for x, y, v, q in hull:
+            if y > best:
+                rising.append((v, q, math.exp(x), y))
+                best = y
+        out[clip] = rising
+    return out
 
 
 if __name__ == "__main__":
