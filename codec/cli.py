@@ -112,7 +112,8 @@ def encode_main(argv: list[str]) -> int:
                         f"{presets.DEFAULT_PRESET}; 'help' lists their schedules)")
     p.add_argument("--steps", type=int, help="fine-tuning steps per GOP (expert; overrides the preset's)")
     p.add_argument("--batch", type=int, help="frames per fitting step (expert; overrides the preset's)")
-    p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q)")
+    p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q's rate weight; "
+                   "-q still picks the coded size: -q 7 for the larger one a high rate wants)")
     p.add_argument("--lam", type=float, help="rate weight of the fit (expert; overrides -q)")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
     p.add_argument("--no-meta-lr", action="store_true",
@@ -120,7 +121,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--gop", type=int, help="frames per network (default 120)")
     p.add_argument("--scale", type=_scale, default="auto", metavar="auto|N",
                    help="fit frames N times smaller in each direction, resized back on decode "
-                        "(1 = the source size; auto: chosen from the preset's budget, see README)")
+                        "(1 = the source size; auto: chosen from the preset's budget and -q, lower "
+                        "rungs smaller, see README)")
     p.add_argument("--frames", help="frame range a:b to encode")
     p.add_argument("--size", help="WxH of a raw YUV input")
     p.add_argument("--fps", help="frame rate of a raw YUV or PNG input (e.g. 30000/1001)")

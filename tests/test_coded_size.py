@@ -194,3 +194,13 @@ def test_a_split_ladder_checks_every_output_before_writing_any(tmp_path):
     with pytest.raises(NervcError, match="already exists"):
         encode_ladder(v, {5: tmp_path / "q5.nerv", 7: tmp_path / "q7.nerv"}, progress=False)
     assert not (tmp_path / "q5.nerv").exists() and (tmp_path / "q7.nerv").read_bytes() == b"keep"
+
+
+def test_bpp_keeps_the_coded_size_of_its_rung(tmp_path, one_thread):
+    """--bpp replaces -q's rate weight, not its coded size: -q 7 --bpp codes -q 7's larger size."""
+    v = read_video(DATA / "fixtures" / "desk_320x240_36f.mp4", frames=slice(0, 2))
+    for q in (5, 7):
+        r = encode(v, tmp_path / f"b{q}.nerv", quality=q, bpp=0.5, progress=False)
+        want = auto_coded_size("medium", 320, 240, 2, visits=auto_visits(q))
+        assert (r.coded_width, r.coded_height) == want
+    assert (r.coded_width, r.coded_height) != auto_coded_size("medium", 320, 240, 2, visits=auto_visits(5))
