@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip", type=float, default=1.0, help="meta-gradient L2 clip (0: none)")
     g.add_argument("--tasks-per-step", type=int, default=1, help="tasks per outer step per process")
     g = p.add_argument_group("guidance")
-    g.add_argument("--no-spatial", action="store_true", help="final-output loss only")
+    g.add_argument("--spatial", action=argparse.BooleanOptionalAction, default=False,
+                   help="spatial guidance: the multi-resolution loss over the decoder's stages "
+                        "(off by default since 2026-11-28: at equal compute it did not earn its "
+                        "place, README 'Guidance'; --no-spatial: final-output loss only)")
     g.add_argument("--scale-weights", type=_csv_floats, default=DEFAULT_SCALE_WEIGHTS,
                    help="multi-resolution loss weights, coarsest first")
     g.add_argument("--no-temporal", action="store_true", help="every task has --frames frames")
@@ -322,7 +325,7 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         raise NervcError("--gops must be positive frame counts")
     if opts.native_max_side is not None and opts.native_max_side < s:
         raise NervcError(f"--native-max-side must be at least the model's total stride {s}")
-    if not opts.no_spatial and len(opts.scale_weights) != len(config.channels):
+    if len(opts.scale_weights) != len(config.channels):  # checked with or without --spatial
         raise NervcError(f"--scale-weights needs {len(config.channels)} values (one per block)")
     if any(s % config.total_stride for s in opts.sides):
         raise NervcError(f"--sides must be multiples of the model's total stride {config.total_stride}")
@@ -345,7 +348,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     torch.set_num_threads(threads)
     config = model_config(opts)
     _check(opts, config)
-    weights = None if opts.no_spatial else tuple(opts.scale_weights)
+    weights = tuple(opts.scale_weights) if opts.spatial else None
     schedule = FrameSchedule(start=min(opts.frames_start, opts.frames), end=opts.frames,
                              ramp=opts.ramp, enabled=not opts.no_temporal)
     ckpt_path = Path(opts.ckpt or (opts.out + ".ckpt"))
