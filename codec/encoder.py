@@ -544,6 +544,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         for path in outputs.values():  # before any group writes its files
             check_output(path, overwrite)
         source = as_source(source, size=size, fps=fps, frames=frames)  # opened once, read per group
+        init = resolve_init(init)  # read once, handed to every group
         groups = _coded_size_groups(source, outputs, preset, given, init, gop)
     link, stop = start_distributed() if distributed else (None, lambda: None)
     try:
@@ -558,15 +559,18 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         stop()
 
 
+def _gop_length(src: VideoSource, gop: int | None) -> int:
+    """Frames per GOP: ``gop`` (default ``DEFAULT_GOP``), at most the source's length when known."""
+    return min(gop or DEFAULT_GOP, src.num_frames) if src.num_frames is not None else gop or DEFAULT_GOP
+
+
 def _coded_size_groups(src: VideoSource, outputs: dict[int, str | os.PathLike], preset: str, given: dict,
-                       init, gop: int | None) -> list[tuple[dict, tuple[int, int]]]:
+                       init_file: InitFile | None, gop: int | None) -> list[tuple[dict, tuple[int, int]]]:
     """The outputs of a ``--scale auto`` ladder grouped by the coded size each rung's visit
     target (``codec.presets.auto_visits``) picks: each group is one encode (its rungs share
     fits as before), rungs whose targets land on the same size stay together."""
-    init_file = resolve_init(init)
     config = init_file.config if init_file else random_init_config()
-    known = src.num_frames is not None
-    gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
+    gop_frames = _gop_length(src, gop)
     if gop_frames < 1:
         return [(outputs, "auto")]  # let _encode report the empty source or the bad --gop
     by_size: dict[tuple[int, int], dict] = {}
@@ -601,7 +605,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     if scales:
         settings = {q: replace(s, lr_scales=scales) for q, s in settings.items()}
     config = init_file.config if init_file else random_init_config()
-    gop_frames = min(gop or DEFAULT_GOP, src.num_frames) if known else gop or DEFAULT_GOP
+    gop_frames = _gop_length(src, gop)
     num_gops = -(-src.num_frames // gop_frames) if known else None
     if scale == "auto":  # one visit target for every rung here (encode_ladder split the others)
         coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,

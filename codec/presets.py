@@ -264,7 +264,8 @@ AUTO_VISITS = 24.0  # auto reduces the size until a frame gets this many visits 
 # keep AUTO_VISITS. On five train clips at `medium` (benchmarks/results/auto-visits/), 96 visits
 # against 24 wrote -19 % BD-rate (+0.9 dB) over q1-q7, and its q3-q7 were on the hull of every
 # tried size; the larger sizes of 48 and 24 visits only reached above its top (at q7).
-AUTO_VISITS_BY_RUNG: dict[int, float] = {1: 96.0, 2: 96.0, 3: 96.0, 4: 96.0, 5: 96.0, 6: 48.0, 7: 24.0, 8: 24.0}
+AUTO_VISITS_BY_RUNG: dict[int, float] = {1: 96.0, 2: 96.0, 3: 96.0, 4: 96.0, 5: 96.0, 6: 48.0,
+                                           7: AUTO_VISITS, 8: AUTO_VISITS}
 
 
 def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
