@@ -7,7 +7,8 @@ fitted from each init exactly as ``nervc encode --steps N`` fits a GOP -- the en
 loop (``encoder_fit`` calls ``codec.finetune.fit_gop``, bitstream v2's rate-distortion fit at
 the default rung's lam): Adam on the residuals and the learned steps, a warmup-stable-decay
 learning rate peaking at 2e-2 *over the N steps of that run*, random batches of 8 frames, loss
-0.7 L1 + 0.3 (1 - SSIM) + lam * bits/pixel on the replicate-padded frames; PSNR is measured
+the encoder's distortion (``--tune``; 0.7 L1 + 0.3 (1 - SSIM) before 2026-11-28's "balanced")
++ lam * bits/pixel on the replicate-padded frames; PSNR is measured
 on the quantized weights the decoder would rebuild. Each N in 0, 10, 25, 50, 100, 250, 500 is its own run (the schedule depends on N), and
 the 8-bit RGB PSNR of all frames (mean of per-frame MSE, as the encoder reports) is stored as
 one JSON record per (clip, init, N) under ``--results``; a finished record whose settings match
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-lr", action="store_true",
                    help="native: fit with the init's Meta-SGD step sizes, as the encoder does "
                         "(inits without them: plain Adam)")
+    from codec.finetune import DEFAULT_TUNE, DISTORTIONS
+    p.add_argument("--tune", default=DEFAULT_TUNE, choices=DISTORTIONS,
+                   help=f"native: the fit's distortion, as nervc encode --tune (default {DEFAULT_TUNE}; "
+                        "records made before it existed are ssim's)")
     p.add_argument("--results", default=str(NATIVE_RESULTS),
                    help="native: folder of per-(clip, init, steps) records (resume from it)")
     p.add_argument("--force", action="store_true", help="native: recompute records that exist")
@@ -158,7 +163,8 @@ def finetune_curve(frames: Tensor, config: NeRVConfig, init_state: dict[str, Ten
 
 def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch: int = 8,
                 seed: int = 0, base: dict[str, Tensor] | None = None,
-                lam: float | None = None, lr_scales: dict[str, float] | None = None) -> dict[str, Tensor]:
+                lam: float | None = None, lr_scales: dict[str, float] | None = None,
+                tune: str | None = None) -> dict[str, Tensor]:
     """Fit ``model`` to padded frames ``target`` ``[n, 3, Hp, Wp]`` exactly as ``nervc encode
     --steps`` does, by calling the encoder's own fit (``codec.finetune.fit_gop``: rate-distortion
     optimised, learned steps, the default rung's ``lam``), and return the weights the decoder
@@ -167,7 +173,8 @@ def encoder_fit(model: NeRV, target: Tensor, steps: int, lr: float = 2e-2, batch
     from codec.finetune import FitSettings, fit_gop
     from codec.ladder import DEFAULT_QUALITY, LADDER
     s = FitSettings(steps=steps, lr=lr, batch=batch, seed=seed,
-                    lam=LADDER[DEFAULT_QUALITY].lam if lam is None else lam, lr_scales=lr_scales)
+                    lam=LADDER[DEFAULT_QUALITY].lam if lam is None else lam, lr_scales=lr_scales,
+                    **({"distortion": tune} if tune else {}))
     pixels = target.shape[0] * target.shape[2] * target.shape[3]
     coded = fit_gop(model, target, base, s, pixels, progress=False)
     return coded.weights(base)
@@ -191,7 +198,7 @@ def psnr8(model: NeRV, weights: dict[str, Tensor], frames: np.ndarray, batch: in
 
 def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] | None, steps: int,
                lr: float = 2e-2, batch: int = 8, seed: int = 0, lam: float | None = None,
-               lr_scales: dict[str, float] | None = None) -> float:
+               lr_scales: dict[str, float] | None = None, tune: str | None = None) -> float:
     """8-bit PSNR after fitting ``uint8 [n, h, w, 3]`` frames for ``steps`` steps from ``state``
     (an init's tensors, grid at any size -- resampled bilinearly -- or None: random weights)."""
     n, h, w, _ = frames.shape
@@ -200,7 +207,7 @@ def adapt_psnr(frames: np.ndarray, config: NeRVConfig, state: dict[str, Tensor] 
     ghw = grid_size_for(h, w, config)
     model = build_model(config, ghw, state, seed=seed)
     base = init_state_for(state, ghw) if state is not None else None
-    weights = encoder_fit(model, target, steps, lr, batch, seed, base, lam=lam, lr_scales=lr_scales)
+    weights = encoder_fit(model, target, steps, lr, batch, seed, base, lam=lam, lr_scales=lr_scales, tune=tune)
     return psnr8(model, weights, frames, batch)
 
 
@@ -241,7 +248,7 @@ def _native_job(a: tuple) -> dict:
     config, state, scales = _config_and_state(init_path, random_config, bool(settings.get("meta_lr")))
     c0 = time.monotonic()
     value = adapt_psnr(frames, config, state, steps, settings["lr"], settings["batch"], settings["seed"],
-                       settings.get("lam"), scales)
+                       settings.get("lam"), scales, settings.get("tune", "ssim"))
     return {**init_key, "steps": steps, "psnr": value, "frames": int(frames.shape[0]),
             "height": int(frames.shape[1]), "width": int(frames.shape[2]),
             "seconds": round(time.monotonic() - c0, 2),
@@ -268,6 +275,8 @@ def native_main(opts: argparse.Namespace, steps: list[int], inits: list[tuple[st
         settings["lam"] = opts.lam
     if opts.meta_lr:
         settings["meta_lr"] = True
+    if opts.tune != "ssim":  # absent for ssim: the records made before --tune existed stay valid
+        settings["tune"] = opts.tune
     t0 = time.monotonic()
     todo, records = [], {}
     for clip in clips:

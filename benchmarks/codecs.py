@@ -273,12 +273,13 @@ class Nervc:
     ext: ClassVar[str] = ".nerv"
 
     def __init__(self, quality: int, init: str = "default", steps: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, tune: str | None = None, name: str | None = None) -> None:
         self.quality = int(quality)
         self.init = init
         self.steps = steps
         self.seed = seed
-        self.name = "nervc-meta" if init == "default" else f"nervc-{init}"
+        self.tune = tune  # the encoder's --tune; None: its default
+        self.name = name or ("nervc-meta" if init == "default" else f"nervc-{init}")
         self.stripped_bytes = 0
         self.last_encode_seconds: float | None = None
         self.last_decode_seconds: float | None = None
@@ -296,7 +297,9 @@ class Nervc:
 
     @property
     def options(self) -> dict[str, Any]:
-        opts = {"quality": self.quality, "init": self.init, "steps": self.steps, "seed": self.seed}
+        from codec.finetune import DEFAULT_TUNE
+        opts = {"quality": self.quality, "init": self.init, "steps": self.steps, "seed": self.seed,
+                "tune": self.tune or DEFAULT_TUNE}  # records before --tune existed were "ssim"
         if self.steps is None:  # the encoder's preset decides (records of the old default differ)
             opts["preset"] = BENCH_PRESET
         return opts
@@ -343,8 +346,8 @@ class Nervc:
         """
         import codec
         from nervcore.video_io import Video
-        if len({(p.init, p.steps, p.seed) for p in points}) != 1:
-            raise ValueError("encode_group needs points of one init, step budget and seed")
+        if len({(p.init, p.steps, p.seed, p.tune) for p in points}) != 1:
+            raise ValueError("encode_group needs points of one init, step budget, seed and tune")
         first = points[0]
         quiet_ffmpeg()
         with tempfile.TemporaryDirectory(prefix="nervc-bench-") as d:
@@ -352,7 +355,8 @@ class Nervc:
             t0 = time.perf_counter()
             res = codec.encode_ladder(Video(np.ascontiguousarray(frames), Fraction(fps)), outs,
                                       init=first.init, steps=first.steps, seed=first.seed,
-                                      progress=False, overwrite=True, **first.fit_kwargs)
+                                      progress=False, overwrite=True, **first.fit_kwargs,
+                                      **({"tune": first.tune} if first.tune else {}))
             wall = time.perf_counter() - t0
             for p in points:
                 r = res[p.quality]
@@ -376,7 +380,11 @@ class Nervc:
 
 
 TRADITIONAL: dict[str, type[PyAVCodec]] = {c.name: c for c in (X264, X265, SvtAv1)}
-NERVC_INITS: dict[str, str] = {"nervc-meta": "default", "nervc-random": "random"}
+# nervc as the benchmark runs it: init and --tune (absent: the encoder's default) per name.
+NERVC_VARIANTS: dict[str, dict[str, str]] = {"nervc-meta": {"init": "default"},
+                                             "nervc-random": {"init": "random"},
+                                             "nervc-meta-ssim": {"init": "default", "tune": "ssim"}}
+NERVC_INITS: dict[str, str] = {name: v["init"] for name, v in NERVC_VARIANTS.items()}
 ALL_CODECS: list[str] = [*TRADITIONAL, *NERVC_INITS]
 
 
@@ -408,7 +416,8 @@ def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
     if name in NERVC_INITS:
         if not point.startswith("q"):
             raise ValueError(f"{name}: point {point!r} is not qN")
-        return Nervc(int(point[1:]), init=NERVC_INITS[name], steps=steps, seed=seed)
+        v = NERVC_VARIANTS[name]
+        return Nervc(int(point[1:]), init=v["init"], steps=steps, seed=seed, tune=v.get("tune"), name=name)
     raise KeyError(f"unknown codec {name!r}; known: {', '.join(ALL_CODECS)}")
 
 

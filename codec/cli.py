@@ -94,6 +94,7 @@ def _scale(text: str) -> int | str:
 def encode_main(argv: list[str]) -> int:
     from codec import presets
     from codec.encoder import encode
+    from codec.finetune import DEFAULT_TUNE, DISTORTIONS
     from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, QUALITY_LEVELS
     from nervcore.video_io import parse_fps, parse_size
 
@@ -115,6 +116,10 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--bpp", type=float, help="target rate in bits per pixel (instead of -q's rate weight; "
                    "-q still picks the coded size: -q 7 for the larger one a high rate wants)")
     p.add_argument("--lam", type=float, help="rate weight of the fit (expert; overrides -q)")
+    p.add_argument("--tune", default=DEFAULT_TUNE, choices=DISTORTIONS,
+                   help=f"what the fit minimises besides the rate: psnr (MSE, the highest PSNR), "
+                        f"ssim (0.7 L1 + 0.3 (1 - SSIM)) or balanced (half each: most of psnr's "
+                        f"PSNR, about ssim's MS-SSIM); default {DEFAULT_TUNE}")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
     p.add_argument("--no-meta-lr", action="store_true",
                    help="ignore the init's Meta-SGD step sizes (plain Adam for every tensor)")
@@ -147,7 +152,7 @@ def encode_main(argv: list[str]) -> int:
                init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
                fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr, batch=a.batch,
                progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed,
-               preset=a.preset, meta_lr=not a.no_meta_lr, scale=a.scale)
+               preset=a.preset, meta_lr=not a.no_meta_lr, scale=a.scale, tune=a.tune)
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "

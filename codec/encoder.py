@@ -35,8 +35,8 @@ from bitstreams import BitstreamError, BitstreamReader, BitstreamWriter, GopReco
 from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, gop_overhead_bytes, param_shapes
 from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, render
 from codec.entropy import encode_tensors, fit_laplace, model_bits
-from codec.finetune import (CodedGop, FitSettings, FitState, branch, decay_start, finish_fit, finish_fit_at_rate,
-                            frames_to_tensor, run_fit, start_fit)
+from codec.finetune import (DEFAULT_TUNE, DISTORTIONS, CodedGop, FitSettings, FitState, branch, decay_start,
+                            finish_fit, finish_fit_at_rate, frames_to_tensor, run_fit, start_fit)
 from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
 from codec.parallel import RankLink, in_order_pool, start_distributed
@@ -92,13 +92,15 @@ def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _settings(quality: int, steps: int | None, seed: int, lr: float | None, batch: int | None,
-              bpp: float | None, lam: float | None) -> FitSettings:
+              bpp: float | None, lam: float | None, tune: str = DEFAULT_TUNE) -> FitSettings:
     """Steps, lr and batch left None come from the preset, per GOP (FitSettings' meanwhile)."""
     if quality not in LADDER:
         raise NervcError(f"quality {quality} not in {sorted(LADDER)}")
+    if tune not in DISTORTIONS:
+        raise NervcError(f"--tune must be one of {', '.join(DISTORTIONS)}")
     given = {k: v for k, v in {"steps": steps, "lr": lr, "batch": batch}.items() if v is not None}
     s = FitSettings(seed=seed, lam=LADDER[quality].lam if lam is None else lam, target_bpp=bpp,
-                    budget_floor=lam is None and bpp is None, **given)
+                    budget_floor=lam is None and bpp is None, distortion=tune, **given)
     if s.steps < 0:
         raise NervcError("--steps must be >= 0")
     if s.batch < 1:
@@ -508,7 +510,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   bpp: float | None = None, lam: float | None = None, progress: bool = True,
                   overwrite: bool = False, jobs: int = 1, distributed: bool = False,
                   preset: str = DEFAULT_PRESET, meta_lr: bool = True,
-                  scale: int | str = "auto") -> dict[int, EncodeResult]:
+                  scale: int | str = "auto", tune: str = DEFAULT_TUNE) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
@@ -524,6 +526,10 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     rung's visit target (``codec.presets.auto_visits``: lower rungs code fewer pixels), so the
     rungs of one call may be fitted at different sizes (one encode per size).
 
+    ``tune`` is the distortion the fit minimises (``codec.finetune.DISTORTIONS``): ``"psnr"``
+    (MSE, priced per dB), ``"ssim"`` (0.7 L1 + 0.3 (1 - SSIM)) or ``"balanced"`` (half each,
+    the default); the decoder does not care.
+
     ``source`` is a path (``frames``, ``size`` and ``fps`` apply to it), a decoded ``Video`` or
     a ``VideoSource``; it is read one GOP at a time. ``jobs`` > 1 fits that many GOPs at once
     in worker processes. ``distributed`` splits the GOPs over the ranks of a torch.distributed
@@ -535,7 +541,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     if bpp is not None and len(outputs) > 1:
         raise NervcError("--bpp sets one rate: ask for one output")
     check_preset(preset)
-    settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam) for q in outputs}
+    settings = {q: _settings(q, steps, seed, lr, batch, bpp, lam, tune) for q in outputs}
     given = {"steps": steps, "batch": batch, "lr": lr}
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise NervcError("--jobs must be >= 1")
@@ -666,7 +672,8 @@ def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
     Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
-    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset, meta_lr; on a
+    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset, meta_lr,
+    scale, tune; on a
     torch.distributed rank other than 0 this returns None).
     """
     return encode_ladder(source, {quality: output}, **kwargs).get(quality)

@@ -1,6 +1,7 @@
 """Reconstruction losses shared by fine-tuning and meta-training.
 
-``reconstruction_loss`` is the codec's default objective (0.7 L1 + 0.3 (1 - SSIM));
+``reconstruction_loss`` is meta-training's objective (0.7 L1 + 0.3 (1 - SSIM)) and half of the
+encoder's default one (``codec.finetune.MSE_SHARE``);
 ``multiscale_loss`` is spatial guidance: every block's RGB output is compared with the target
 average-pooled to that block's size.
 

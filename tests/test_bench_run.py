@@ -76,3 +76,15 @@ def test_plot_and_table(quick_results, tmp_path, capsys):
     for name in names:
         assert f"| {name} |" in text
     assert "BD-rate vs x265" in text
+
+
+def test_nervc_variants_carry_their_tune_in_the_options():
+    """A record is reused only with equal options: the tune is one of them, so records of one
+    tune are never taken for the other's (the encoder's default tune may change)."""
+    from codec.finetune import DEFAULT_TUNE
+    meta, ssim = codecs.make("nervc-meta", "q5"), codecs.make("nervc-meta-ssim", "q5")
+    assert meta.name == "nervc-meta" and ssim.name == "nervc-meta-ssim"
+    assert meta.options["tune"] == DEFAULT_TUNE and ssim.options["tune"] == "ssim"
+    assert codecs.make("nervc-random", "q3").options["init"] == "random"
+    assert codecs.ladder("nervc-meta-ssim") == codecs.ladder("nervc-meta")
+    assert codecs.version("nervc-meta-ssim") == codecs.version("nervc-meta")
