@@ -157,7 +157,7 @@ def encode_main(argv: list[str]) -> int:
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
           f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
-          f"encode {r.encode_seconds:.1f} s, init {r.init}")
+          f"encode {r.encode_seconds:.1f} s, init {r.init}, --tune {a.tune}")
     if (r.coded_width, r.coded_height) != (r.width, r.height):
         print(f"coded at {r.coded_width}x{r.coded_height} (--scale {a.scale}), resized to "
               f"{r.width}x{r.height} on decode")

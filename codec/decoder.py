@@ -239,7 +239,10 @@ def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width:
     On a CPU the frames of a batch are shared among ``workers`` threads (default: torch's
     thread count), each rendering whole frames on one core: this network's convolutions are
     too small to split well across cores (two threads inside each op: x1.3; two frames at
-    once: x1.8 at CIF, benchmarks/results/decode_v2.md). The frames are the same either way.
+    once: x1.8 at CIF, benchmarks/results/decode_v2.md). The frames are the same either way:
+    on a CPU the network draws one frame per call, because its float sums depend on how many
+    frames a call holds (a batch of 2 and one of 4 flipped one 8-bit level of 60,480 with the
+    d8680c0d init), which would tie the output to ``batch`` and the core count.
     """
     if out is None:
         out = np.empty((len(indices), height, width, 3), np.uint8)
@@ -248,11 +251,12 @@ def render(model: NeRV, indices: list[int], gop_frames: int, height: int, width:
         workers = torch.get_num_threads() if device.type == "cpu" else 1
 
     def frames(rows: list[int]) -> None:
-        y = model.render(frame_times([indices[r] for r in rows], gop_frames).to(device))[:, :, :ch, :cw]
-        y = upscale_frames(y, height, width)
-        y = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for k, r in enumerate(rows):
-            out[r] = y[k]
+        for call in ([[r] for r in rows] if device.type == "cpu" else [rows]):
+            y = model.render(frame_times([indices[r] for r in call], gop_frames).to(device))[:, :, :ch, :cw]
+            y = upscale_frames(y, height, width)
+            y = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for k, r in enumerate(call):
+                out[r] = y[k]
 
     rows = list(range(len(indices)))
     if workers <= 1 or len(rows) <= 1:

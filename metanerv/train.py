@@ -375,7 +375,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             dist.barrier()
     start = _start_init(opts.start_from, config) if opts.start_from and not opts.resume else None
     model = build_model(config, opts.grid, start.state if start else None, seed=opts.seed).to(device)
-    start_digest = start.digest if start else None
+    start_from = {"path": str(opts.start_from), "id": start.digest.hex()[:16]} if start else None
     base = dict(model.named_parameters())
     log_lrs = (maml.init_log_lrs(base, opts.inner_lr, device=device) if opts.learn_lr else None)
     groups = [{"params": list(base.values()), "lr": opts.outer_lr}]
@@ -386,6 +386,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     meta_tensors = list(base.values()) + (list(log_lrs.values()) if log_lrs else [])
 
     step, elapsed0, tasks_done = 0, 0.0, 0
+    first_started = None
     session_end = math.inf
     if opts.resume:
         tensors, state = load_checkpoint(ckpt_path)
@@ -402,6 +403,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
                 p.copy_(tensors[f"loglr.{n}"])
         optimizer_from_flat(optimizer, tensors, state["optimizer"])
         step, elapsed0, tasks_done = int(state["step"]), float(state["elapsed"]), int(state["tasks"])
+        start_from, first_started = state.get("start_from"), state.get("started")  # the first session's
     if opts.stop_after is not None:
         session_end = step + opts.stop_after
     _broadcast(meta_tensors, world)
@@ -409,6 +411,8 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     budget_s = opts.minutes * 60.0 if opts.minutes is not None else math.inf
     command = "nervc meta-train " + " ".join(shlex.quote(a) for a in argv)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if opts.resume and first_started:
+        started = first_started
     t_start = time.monotonic()
     last_ckpt = t_start
     last_log = t_start
@@ -429,7 +433,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         save_checkpoint(ckpt_path, tensors, {
             "step": step, "elapsed": elapsed, "tasks": tasks_done, "algo": opts.algo,
             "learn_lr": bool(opts.learn_lr), "config": config.to_dict(), "world_size": world,
-            "optimizer": opt_meta, "command": command,
+            "optimizer": opt_meta, "command": command, "started": started, "start_from": start_from,
             "rng": {"seed": opts.seed, "scheme": "numpy default_rng([seed, rank, step, task])"}})
 
     bar = tqdm(total=opts.steps, initial=step, disable=opts.quiet or rank != 0, unit="step",
@@ -508,8 +512,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "task_sides": list(opts.sides), "batch": opts.batch, "max_tstride": opts.max_tstride,
             "task_mix": sampler.mix, "max_frames": opts.max_frames,
             "seed": opts.seed,
-            "start_from": (None if start_digest is None
-                           else {"path": str(opts.start_from), "id": start_digest.hex()[:16]}),
+            "start_from": start_from,
             "final_query_psnr": None if ema_psnr is None else round(ema_psnr, 3),
         }
         if "native" in sampler.mix or "crop" in sampler.mix:

@@ -119,3 +119,13 @@ def test_encoder_api_refuses_an_unknown_tune(tmp_path):
     with pytest.raises(NervcError, match="--tune"):
         encode_ladder(_clip(), {5: tmp_path / "o.nerv"}, steps=1, progress=False, tune="vmaf")
     assert not (tmp_path / "o.nerv").exists()
+
+
+def test_cli_reports_the_tune_it_fitted(tmp_path, capsys):
+    from codec.cli import encode_main
+    from nervcore.video_io import write_video
+    video = _clip()
+    src = tmp_path / "in.mkv"
+    write_video(src, video.frames, video.fps, video.frames.shape[2], video.frames.shape[1])
+    assert encode_main([str(src), str(tmp_path / "o.nerv"), "--steps", "2", "--tune", "psnr", "--quiet"]) == 0
+    assert "--tune psnr" in capsys.readouterr().out

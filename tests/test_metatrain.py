@@ -194,3 +194,20 @@ def test_channels_pick_the_model_shape(clip_dir, tmp_path, capsys):
     assert train.main([str(clip_dir), "--out", str(again), *args, "--steps", "1", "--channels", "8,6,4,0"]) == 1
     err = capsys.readouterr().err
     assert "--channels and --tiny" in err and "--channels wants 4 widths" in err
+
+
+def test_resumed_init_records_its_first_session(clip_dir, tmp_path):
+    """A warm-started run that is resumed still says where it started from and when (the
+    resumed session's own flags have no --start-from)."""
+    first = tmp_path / "first.safetensors"
+    assert train.main(_argv(clip_dir, first, "--steps", "1")) == 0
+    out = tmp_path / "warm.safetensors"
+    assert train.main(_argv(clip_dir, out, "--steps", "3", "--stop-after", "1",
+                            "--start-from", str(first))) == 0
+    _, state = load_checkpoint(str(out) + ".ckpt")
+    assert state["start_from"]["id"] == load_init(first).short_id
+    assert train.main(_argv(clip_dir, out, "--steps", "3", "--resume")) == 0
+    info = load_init(out).info
+    assert info["steps"] == 3
+    assert info["start_from"] == {"path": str(first), "id": load_init(first).short_id}
+    assert info["started"] == state["started"]

@@ -62,3 +62,15 @@ def test_the_decoders_worker_threads_leave_the_callers_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_frames_do_not_depend_on_the_batch():
+    """One frame per network call on the CPU: a decode's pixels do not depend on --batch (the
+    network's float sums do depend on how many frames a call holds)."""
+    from codec.decoder import render
+    init = load_init(DEFAULT_INIT)
+    model = build_model(init.config, grid_size_for(40, 56, init.config), init.state).eval()
+    idx = [0, 2, 3, 5, 6, 7, 8, 9, 11]
+    ref = render(model, idx, 12, 40, 56, torch.device("cpu"), batch=4, workers=1)
+    for batch in (1, 2, 3, 8):
+        assert (render(model, idx, 12, 40, 56, torch.device("cpu"), batch=batch, workers=1) == ref).all(), batch
