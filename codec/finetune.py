@@ -86,17 +86,16 @@ class FitState:
     def distortion(self, pred: Tensor, target: Tensor, s: FitSettings) -> Tensor:
         """The fit's distortion term of one batch (``FitSettings.distortion``)."""
         share = MSE_SHARE[s.distortion]
+        l1_ssim = (reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
+                   if share < 1.0 else None)
         if share == 0.0:
-            return reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
+            return l1_ssim
         mse = (pred - target).square().mean()
         now = mse.detach().clamp_min(1e-12)
         self.mse_mean = now if self.mse_mean is None else self.mse_mean.mul(MSE_MEAN_DECAY).add_(
             now, alpha=1.0 - MSE_MEAN_DECAY)
         term = MSE_PRICE * mse / self.mse_mean
-        if share == 1.0:
-            return term
-        return share * term + (1.0 - share) * reconstruction_loss(pred, target, s.l1_weight, fused=True,
-                                                                  compiled=s.compile)
+        return term if l1_ssim is None else share * term + (1.0 - share) * l1_ssim
 
     def residuals(self) -> dict[str, Tensor]:
         return self.rate.unflatten(self.resid.detach())
