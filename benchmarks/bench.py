@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="nervc training steps for every point (default: the quality ladder's; "
                         f"{QUICK_NERVC_STEPS} with --quick)")
+    p.add_argument("--init", metavar="PATH", default=None,
+                   help="init file the nervc codecs that use the shipped init encode from instead "
+                        "(to compare a candidate init; records name its id)")
     p.add_argument("--threads", type=int, default=1,
                    help="encoder threads for x264/x265/SVT-AV1 (default 1: reproducible bitstreams)")
     p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (the slowest metric)")
@@ -219,13 +222,20 @@ def run(args: argparse.Namespace) -> int:
         names = [c for c in names if c not in codecs_mod.NERVC_INITS]
     steps = args.steps if args.steps is not None else (QUICK_NERVC_STEPS if args.quick else None)
     points = {n: select_points(n, _csv(args.points), args.quick) for n in names}
-    versions = {n: codecs_mod.version(n) for n in names}
+    if args.init is not None:
+        from metanerv.init_file import load_init
+        try:
+            load_init(args.init)
+        except Exception as e:  # a missing or broken init file: one clear line, before any work
+            print(f"nervc bench: --init: {e}", file=sys.stderr)
+            return 2
+    versions = {n: codecs_mod.version(n, args.init) for n in names}
 
     jobs = []
     for clip in clips:
         for name in names:
             for point in points[name]:
-                codec = codecs_mod.make(name, point, threads=args.threads, steps=steps)
+                codec = codecs_mod.make(name, point, threads=args.threads, steps=steps, init=args.init)
                 jpath, bpath = record_paths(results, clip.name, name, point, codec.ext)
                 expect = {"protocol": protocol, "clip_spec": clip.describe(), "codec": name,
                           "point": point, "version": versions[name],

@@ -327,6 +327,9 @@ class Nervc:
                 text += f" (init {load_init(DEFAULT_INIT).short_id})"
             except Exception as e:  # no shipped init yet: say so rather than fail
                 text += f" (no default init: {type(e).__name__})"
+        elif init != "random":  # an init file (bench --init): its id, so no record of another is reused
+            from metanerv.init_file import load_init
+            text += f" (init {load_init(init).short_id} from {Path(init).name})"
         return text
 
     def encode(self, frames: np.ndarray, fps: Fraction) -> bytes:
@@ -374,7 +377,8 @@ class Nervc:
         with tempfile.TemporaryDirectory(prefix="nervc-bench-") as d:
             p = Path(d) / f"clip{self.ext}"
             p.write_bytes(data)
-            out = codec.decode(p, None, device="cpu")
+            out = codec.decode(p, None, device="cpu",
+                               init=None if self.init in ("default", "random") else [str(self.init)])
         self.last_decode_seconds = float(out.decode_seconds)
         return np.asarray(out.frames)
 
@@ -406,9 +410,17 @@ def ladder(name: str) -> list[str]:
     raise KeyError(f"unknown codec {name!r}; known: {', '.join(ALL_CODECS)}")
 
 
+def variant_init(name: str, init: str | None = None) -> str:
+    """The init nervc codec ``name`` encodes from: ``init`` (an init file, ``nervc bench
+    --init``) replaces the shipped one of the variants that use it; random stays random."""
+    own = NERVC_INITS[name]
+    return str(init) if init and own == "default" else own
+
+
 def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
-         seed: int = 0) -> PyAVCodec | Nervc:
-    """Instance of codec ``name`` at ``point`` (a label from :func:`ladder`)."""
+         seed: int = 0, init: str | None = None) -> PyAVCodec | Nervc:
+    """Instance of codec ``name`` at ``point`` (a label from :func:`ladder`); ``init``: see
+    :func:`variant_init`."""
     if name in TRADITIONAL:
         if not point.startswith("crf"):
             raise ValueError(f"{name}: point {point!r} is not crfN")
@@ -417,12 +429,13 @@ def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
         if not point.startswith("q"):
             raise ValueError(f"{name}: point {point!r} is not qN")
         v = NERVC_VARIANTS[name]
-        return Nervc(int(point[1:]), init=v["init"], steps=steps, seed=seed, tune=v.get("tune"), name=name)
+        return Nervc(int(point[1:]), init=variant_init(name, init), steps=steps, seed=seed, tune=v.get("tune"),
+                     name=name)
     raise KeyError(f"unknown codec {name!r}; known: {', '.join(ALL_CODECS)}")
 
 
-def version(name: str) -> str:
+def version(name: str, init: str | None = None) -> str:
     """Version string of codec ``name`` (library build, or nervc version and init id)."""
     if name in TRADITIONAL:
         return TRADITIONAL[name].version()
-    return Nervc.version(NERVC_INITS[name])
+    return Nervc.version(variant_init(name, init))

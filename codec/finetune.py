@@ -13,7 +13,13 @@ copied (:func:`branch`) to branch rungs off a common prefix.
 
 The loop runs where the frames are (CPU or CUDA) and never waits for the device inside a step:
 batches and rate noise come from generators on that device, and the progress bar reads values
-back only every ``STATS_EVERY`` steps.
+back only every ``STATS_EVERY`` steps, the divergence guard one number every ``GUARD_EVERY``.
+
+A fit can diverge: a burst of large gradients moves every weight at once and the tanh head
+saturates, after which the fit does not come back within its budget (foreman, 64 frames, -q 5,
+the c8-coded init: 22 -> 8 dB at step 730 of 1624, 16.5 dB at the end). The guard
+(``FitState.guard``) returns such a fit to its last good state at half the step size: 22.1 dB
+(benchmarks/results/fit-stability/).
 """
 from __future__ import annotations
 
@@ -50,6 +56,19 @@ DEFAULT_TUNE = "balanced"
 # 25 dB as the L1 + SSIM loss does, so a rung keeps about its rate.
 MSE_PRICE = 0.04
 MSE_MEAN_DECAY = 0.95  # the running mean's weight on its past, per step
+# Adam's moment decays: torch's default. A shorter second moment (0.99, which follows a burst of
+# large gradients within ~100 steps instead of ~1000) kept foreman's -q 5 fit from collapsing,
+# but cost +2.0 % BD-rate on three train clips at `medium` (0/3 better); the guard below prevents
+# the collapse for nothing: benchmarks/results/fit-stability/.
+ADAM_BETAS = (0.9, 0.999)
+# The divergence guard: every GUARD_EVERY steps the fit reads back the mean MSE of the batches
+# since the last check (the one host read of the loop). Within GUARD_KEEP_DB of the best such
+# mean (at this rate weight), it keeps a copy of the state; more than GUARD_DB above the best,
+# the fit returns to that copy and goes on at half the step size. A fit that never diverges
+# runs as without it.
+GUARD_EVERY = 50
+GUARD_KEEP_DB = 1.0
+GUARD_DB = 6.0
 
 
 @dataclass
@@ -82,20 +101,59 @@ class FitState:
     step: int = 0
     lr_scale: Tensor | None = None  # per element, from FitSettings.lr_scales (None: plain Adam)
     mse_mean: Tensor | None = None  # the PSNR term's running mean of the batch MSE (--tune psnr, balanced)
+    watch: Tensor | None = None  # the guard's sum of the batch MSE since its last check (every tune)
+    watched: int = 0  # batches in ``watch``
+    lr_mult: float = 1.0  # halved by each rollback of the divergence guard
+    rollbacks: int = 0  # how often the guard rolled the fit back
+    guard_best: float | None = None  # the best running MSE at a check, at rate weight guard_lam
+    guard_lam: float | None = None
+    kept: dict | None = None  # the guard's copy of the state at a good check (see GUARD_EVERY)
 
     def distortion(self, pred: Tensor, target: Tensor, s: FitSettings) -> Tensor:
         """The fit's distortion term of one batch (``FitSettings.distortion``)."""
         share = MSE_SHARE[s.distortion]
         l1_ssim = (reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
                    if share < 1.0 else None)
+        mse = (pred - target).square().mean() if share > 0.0 else (pred.detach() - target).square().mean()
+        now = mse.detach().clamp_min(1e-12)
+        self.watch = now.clone() if self.watch is None else self.watch.add_(now)
+        self.watched += 1
         if share == 0.0:
             return l1_ssim
-        mse = (pred - target).square().mean()
-        now = mse.detach().clamp_min(1e-12)
         self.mse_mean = now if self.mse_mean is None else self.mse_mean.mul(MSE_MEAN_DECAY).add_(
             now, alpha=1.0 - MSE_MEAN_DECAY)
         term = MSE_PRICE * mse / self.mse_mean
         return term if l1_ssim is None else share * term + (1.0 - share) * l1_ssim
+
+    def _snapshot(self) -> dict:
+        return {"resid": self.resid.detach().clone(), "rate": copy.deepcopy(self.rate.state_dict()),
+                "opt": copy.deepcopy(self.opt.state_dict()),
+                "mse_mean": None if self.mse_mean is None else self.mse_mean.clone()}
+
+    def guard(self) -> bool:
+        """The divergence check of a step that is a multiple of ``GUARD_EVERY``: keep a copy of
+        a good state, or return to it when the batches' MSE diverged. True when it rolled back."""
+        if self.watch is None or self.watched == 0:
+            return False
+        now = float(self.watch) / self.watched  # the loop's one host read, every GUARD_EVERY steps
+        self.watch, self.watched = None, 0
+        if self.guard_lam != self.lam or self.guard_best is None:  # a new rate weight: a new baseline
+            self.guard_best, self.guard_lam = now, self.lam
+        if now <= self.guard_best * 10 ** (GUARD_KEEP_DB / 10):
+            self.guard_best = min(self.guard_best, now)
+            self.kept = self._snapshot()
+            return False
+        diverged = not math.isfinite(now) or now > self.guard_best * 10 ** (GUARD_DB / 10)
+        if not diverged or self.kept is None:
+            return False
+        with torch.no_grad():
+            self.resid.copy_(self.kept["resid"])
+        self.rate.load_state_dict(self.kept["rate"])
+        self.opt.load_state_dict(copy.deepcopy(self.kept["opt"]))
+        self.mse_mean = None if self.kept["mse_mean"] is None else self.kept["mse_mean"].clone()
+        self.lr_mult *= 0.5
+        self.rollbacks += 1
+        return True
 
     def residuals(self) -> dict[str, Tensor]:
         return self.rate.unflatten(self.resid.detach())
@@ -157,7 +215,7 @@ def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> Fi
     flat = rate.flatten(resid).clone().requires_grad_(True)
     fused = {"fused": True} if dev.type == "cuda" else {}
     opt = torch.optim.Adam([{"params": [flat], "lr": s.lr},
-                            {"params": list(rate.parameters()), "lr": s.rate_lr}], **fused)
+                            {"params": list(rate.parameters()), "lr": s.rate_lr}], betas=ADAM_BETAS, **fused)
     scale = None
     if s.lr_scales:
         per_tensor = torch.tensor([float(s.lr_scales.get(k, 1.0)) for k in names], device=dev)
@@ -185,8 +243,8 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
     smooth = None
     for step in bar:
         f = wsd_lr(step, s.steps, 1.0, warmup=warmup, decay_from=decay_from)
-        state.opt.param_groups[0]["lr"] = s.lr * f
-        state.opt.param_groups[1]["lr"] = s.rate_lr * f
+        state.opt.param_groups[0]["lr"] = s.lr * f * state.lr_mult
+        state.opt.param_groups[1]["lr"] = s.rate_lr * f * state.lr_mult
         if n > s.batch:
             idx = torch.randperm(n, generator=state.gen, device=dev)[: s.batch]
         else:
@@ -210,6 +268,9 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
                 prev = state.resid.detach().clone()
                 state.opt.step()
                 state.resid.sub_(prev).mul_(state.lr_scale).add_(prev)
+        if (step + 1) % GUARD_EVERY == 0 and state.guard() and progress:
+            tqdm.write(f"{desc}: the fit diverged by step {step + 1}; back to its last good state "
+                       f"at half the step size")
         if progress and step % stats_every == 0:
             p = float(psnr(pred.detach(), target))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p

@@ -88,3 +88,33 @@ def test_nervc_variants_carry_their_tune_in_the_options():
     assert codecs.make("nervc-random", "q3").options["init"] == "random"
     assert codecs.ladder("nervc-meta-ssim") == codecs.ladder("nervc-meta")
     assert codecs.version("nervc-meta-ssim") == codecs.version("nervc-meta")
+
+
+def test_a_candidate_init_is_benchmarked_under_its_own_id(tmp_path, capsys):
+    """``nervc bench --init PATH``: the shipped-init variants encode from PATH, decode with it,
+    and their records name its id and path, so they are never reused for the shipped init's."""
+    import shutil
+
+    from metanerv.init_file import DEFAULT_INIT, load_init
+    if not (codecs.nervc_available() and DEFAULT_INIT.is_file()):
+        pytest.skip("needs the nervc API and the shipped init")
+    cand = tmp_path / "candidate.safetensors"
+    shutil.copy(DEFAULT_INIT, cand)
+    meta = codecs.make("nervc-meta", "q5", init=str(cand))
+    assert meta.init == str(cand) and meta.options["init"] == str(cand)
+    assert codecs.make("nervc-random", "q5", init=str(cand)).init == "random"  # random stays random
+    assert codecs.version("nervc-meta", str(cand)) == (
+        f"{codecs.Nervc.version('random')} (init {load_init(cand).short_id} from candidate.safetensors)")
+    out = tmp_path / "rd"
+    args = ["--quick", "--results", str(out), "--codecs", "nervc-meta", "--clips", "carphone_crop96x80",
+            "--points", "q5", "--no-progress", "--no-ms-ssim"]
+    assert bench.main([*args, "--init", str(cand)]) == 0
+    rec = json.loads((out / "carphone_crop96x80" / "nervc-meta" / "q5.json").read_text())
+    assert rec["options"]["init"] == str(cand) and "candidate.safetensors" in rec["version"]
+    assert 5 < rec["psnr_rgb"] < 100
+    capsys.readouterr()
+    assert bench.main([*args, "--dry-run"]) == 0  # the shipped init's run does not reuse it
+    assert capsys.readouterr().out.split() == ["run", "carphone_crop96x80", "nervc-meta", "q5"]
+    assert bench.main([*args, "--init", str(tmp_path / "missing.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]

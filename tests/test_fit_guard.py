@@ -1,0 +1,148 @@
+"""The fit's divergence guard (codec.finetune.GUARD_EVERY) and Adam's moment decay: a fit that
+diverges returns to its last good state at half the step size; one that does not, runs as if
+there were no guard."""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from codec import finetune as ft
+from metanerv.init_file import DEFAULT_INIT, load_init
+from metanerv.model import build_model, frame_times, grid_size_for, init_state_for
+from torch.func import functional_call
+
+PIXELS = 12 * 48 * 64
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """The shipped init's model on 12 smooth 48x64 frames (a picture it can learn)."""
+    init = load_init(DEFAULT_INIT)
+    ghw = grid_size_for(48, 64, init.config)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.nn.functional.interpolate(torch.rand(12, 3, 6, 8, generator=g), size=(48, 64),
+                                             mode="bilinear", align_corners=False)
+    return init, ghw, init_state_for(init.state, ghw), frames
+
+
+def _run(problem, s, until, state=None):
+    init, ghw, base, frames = problem
+    model = build_model(init.config, ghw, init.state)
+    state = state or ft.start_fit(model, base, s)
+    ft.run_fit(model, frames, base, state, s, until, PIXELS, progress=False)
+    return model, state
+
+
+def _gop_mse(problem, model, state) -> float:
+    init, ghw, base, frames = problem
+    rate = state.rate
+    q, _ = rate.quantize_flat(state.resid.detach())
+    w = rate.unflatten(rate.flatten(base) + q)
+    with torch.no_grad():
+        pred = functional_call(model, w, (frame_times(torch.arange(12), 12),))
+    return float((pred - frames).square().mean())
+
+
+def test_the_fit_uses_the_measured_adam_betas(problem, monkeypatch):
+    monkeypatch.setattr(ft, "ADAM_BETAS", (0.8, 0.95))
+    _, state = _run(problem, ft.FitSettings(steps=2, batch=2), 1)
+    assert all(g["betas"] == (0.8, 0.95) for g in state.opt.param_groups)
+
+
+def _window(state: ft.FitState, mse: float) -> None:
+    """As if every batch since the last check had this MSE."""
+    state.watch, state.watched = torch.tensor(mse * 5), 5
+
+
+def test_guard_keeps_a_good_state_and_returns_to_it_when_the_fit_diverges(problem):
+    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64, distortion="ssim"), 4)
+    assert state.watched == 4 and state.mse_mean is None  # watched for every tune, even where the loss ignores it
+    first = float(state.watch) / 4
+    assert state.guard() is False and state.kept is not None and state.guard_best == pytest.approx(first)
+    assert state.watch is None and state.watched == 0  # the next check sees only the batches after this one
+    best = state.guard_best
+    with torch.no_grad():  # within GUARD_KEEP_DB of the best: a new copy, no rollback
+        state.resid.add_(0.01)
+    _window(state, best * 10 ** (0.5 * ft.GUARD_KEEP_DB / 10))
+    assert state.guard() is False and torch.equal(state.kept["resid"], state.resid)
+    kept = state.resid.detach().clone()
+    kept_v = state.opt.state_dict()["state"][0]["exp_avg_sq"].clone()
+    with torch.no_grad():  # worse, but within GUARD_DB: neither kept nor rolled back
+        state.resid.add_(1.0)
+        state.opt.state[state.resid]["exp_avg_sq"].mul_(100.0)
+    _window(state, best * 10 ** (0.5 * ft.GUARD_DB / 10))
+    assert state.guard() is False and torch.equal(state.kept["resid"], kept) and state.rollbacks == 0
+    _window(state, best * 10 ** (1.1 * ft.GUARD_DB / 10))  # diverged: back to the kept state, half the step
+    assert state.guard() is True
+    assert torch.equal(state.resid, kept) and state.lr_mult == 0.5 and state.rollbacks == 1
+    assert torch.equal(state.opt.state[state.resid]["exp_avg_sq"], kept_v)  # Adam's moments too
+    assert state.guard_best == best
+    _window(state, math.nan)  # a NaN is a divergence too
+    assert state.guard() is True and state.rollbacks == 2 and state.lr_mult == 0.25
+
+
+def test_a_new_rate_weight_starts_a_new_baseline(problem):
+    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 4)
+    state.guard()
+    worse = state.guard_best * 10 ** (2 * ft.GUARD_DB / 10)  # far worse, but under another lam
+    fork = ft.branch(state)
+    fork.lam = 16.0
+    _window(fork, worse)
+    assert fork.guard() is False and fork.guard_lam == 16.0 and fork.rollbacks == 0
+    _window(state, worse)
+    assert state.guard() is True  # the same jump at the old weight is a divergence
+
+
+@pytest.mark.parametrize("lr", [1.0, 5.0])
+def test_a_diverging_fit_ends_better_with_the_guard(problem, one_thread, monkeypatch, lr):
+    """30 good steps, then a step size 100x or 500x the preset's blows the fit up; with checks
+    every 5 steps the guard rolls it back and halves the step until it holds."""
+    monkeypatch.setattr(ft, "GUARD_EVERY", 5)
+    s = ft.FitSettings(steps=60, batch=2, lam=0.64)
+    wild = replace(s, lr=lr, rate_lr=lr)
+
+    def fit():
+        model, state = _run(problem, s, 30)
+        return model, _run(problem, wild, 60, state)[1]
+    model, guarded = fit()
+    monkeypatch.setattr(ft, "GUARD_DB", math.inf)  # never rolls back
+    model_u, unguarded = fit()
+    assert guarded.rollbacks >= 1 and unguarded.rollbacks == 0
+    mse_g, mse_u = _gop_mse(problem, model, guarded), _gop_mse(problem, model_u, unguarded)
+    assert 10 * math.log10(mse_u / mse_g) > 3.0, (mse_g, mse_u)
+
+
+def test_a_fit_that_holds_runs_as_without_the_guard(problem, one_thread, monkeypatch):
+    monkeypatch.setattr(ft, "GUARD_EVERY", 3)
+    s = ft.FitSettings(steps=12, batch=2, lam=0.64, seed=5)
+    _, watched = _run(problem, s, 12)
+    monkeypatch.setattr(ft, "GUARD_EVERY", 10 ** 9)
+    _, plain = _run(problem, s, 12)
+    assert watched.rollbacks == 0 and watched.kept is not None and plain.kept is None
+    assert torch.equal(watched.resid, plain.resid)
+    assert torch.equal(watched.rate.log_step, plain.rate.log_step)
+
+
+def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
+    """The loop's only host reads are the guard's, one every GUARD_EVERY steps (a GPU fit waits
+    for the device there and nowhere else)."""
+    monkeypatch.setattr(ft, "GUARD_EVERY", 4)
+    init, ghw, base, frames = problem
+    model = build_model(init.config, ghw, init.state)
+    s = ft.FitSettings(steps=12, batch=2, lam=0.64)
+    state = ft.start_fit(model, base, s)
+    reads = []
+    with monkeypatch.context() as m:
+        for name in ("__float__", "item", "tolist", "__bool__", "__int__"):
+            def read(self, *a, _orig=getattr(torch.Tensor, name), _name=name, **k):
+                caller = sys._getframe(1).f_code.co_filename
+                if any(part in caller for part in ("codec", "metanerv")):
+                    reads.append(_name)
+                return _orig(self, *a, **k)
+            m.setattr(torch.Tensor, name, read)
+        ft.run_fit(model, frames, base, state, s, 12, PIXELS, progress=False)
+    assert reads == ["__float__"] * 3  # steps 4, 8, 12
