@@ -369,6 +369,7 @@ class Nervc:
                 p._prepared = data
                 p.last_encode_seconds = float(r.encode_seconds)
                 p.last_info = {"encoder_psnr": float(r.psnr), "group_wall_seconds": wall,
+                               "fit_rollbacks": int(r.rollbacks),
                                "group_qualities": sorted(outs)}
         quiet_ffmpeg()
 

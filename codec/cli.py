@@ -176,6 +176,9 @@ def encode_main(argv: list[str]) -> int:
         as_q = next((q for q, x in LADDER.items() if abs(x.lam - r.lam) <= 1e-6 * r.lam), None)
         print(f"-q {a.quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
               "more bytes into picture; a slower preset can")
+    if r.rollbacks:
+        print(f"the fit diverged {r.rollbacks} time(s) and went back to its last good state at half "
+              "the step size (a --seed or a slower --preset may fit better)")
     return 0
 
 

@@ -66,6 +66,7 @@ class EncodeResult:
     total_seconds: float = 0.0  # from the start until this output was written and verified
     coded_width: int = 0  # the size the networks draw (the decoder resizes to width x height)
     coded_height: int = 0
+    rollbacks: int = 0  # fits of this output the divergence guard returned to a good state (all GOPs)
 
 
     @property
@@ -211,9 +212,10 @@ class CodedRung:
     bits: float  # payload bits the entropy models predict
     lam: float  # the rate weight the fit ended with
     mse: np.ndarray  # float64 per frame: decoded from the section's record against the source
+    rollbacks: int = 0  # times the fit's divergence guard rolled it back (codec.finetune.GUARD_DB)
 
     def plain(self) -> tuple:
-        return self.section, self.words, self.bits, self.lam, self.mse
+        return self.section, self.words, self.bits, self.lam, self.mse, self.rollbacks
 
 
 def with_budget(s: FitSettings, seed: int, gop_fit: dict, frames: int) -> FitSettings:
@@ -227,10 +229,10 @@ def with_budget(s: FitSettings, seed: int, gop_fit: dict, frames: int) -> FitSet
 
 def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
                     settings: dict[int, FitSettings] | None = None, *, progress: bool = False,
-                    label: str = "") -> dict[int, tuple[GopRecord, float, float]]:
+                    label: str = "") -> dict[int, tuple[GopRecord, float, float, int]]:
     """Fit GOP ``gi`` (uint8 frames ``chunk``, the first being frame ``first`` of the video)
     once per rung of ``settings`` (default ``plan.settings``): ``{quality: (record, ideal
-    payload bits, final rate weight)}``.
+    payload bits, final rate weight, rollbacks of the divergence guard)}``.
 
     Several rungs share the stable phase of the schedule at the smallest rate weight, then each
     runs the decay phase with its own, when that phase has at least ``MIN_SHARED_DECAY_STEPS``
@@ -257,10 +259,10 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     if first_s.target_bpp:
         (q, s), = settings.items()
         s = replace(s, target_bpp=s.target_bpp / plan.coded_share)  # --bpp counts output pixels
-        coded, lam = fit_to_rate(model, target, base, s, pixels, plan.header_bpp / plan.coded_share,
-                                 progress, f"fit{label}")
+        coded, lam, rollbacks = fit_to_rate(model, target, base, s, pixels, plan.header_bpp / plan.coded_share,
+                                            progress, f"fit{label}")
         record, bits = gop_record(coded, first, chunk.shape[0])
-        return {q: (record, bits, lam)}
+        return {q: (record, bits, lam, rollbacks)}
     common = replace(next(iter(settings.values())), lam=min(s.lam for s in settings.values()))
     prefix = decay_start(common)
     shared = len(settings) > 1 and common.steps - prefix >= MIN_SHARED_DECAY_STEPS
@@ -282,12 +284,12 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         run_fit(model, target, base, mine, s, s.steps, pixels, progress,
                 f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
         record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
-        out[q] = (record, bits, mine.lam)
+        out[q] = (record, bits, mine.lam, mine.rollbacks)
     return out
 
 
 def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: float,
-                progress: bool, desc: str) -> tuple[CodedGop, float]:
+                progress: bool, desc: str) -> tuple[CodedGop, float, int]:
     """``--bpp``: a search over the rate weight on one shared fit, then a step rescale.
 
     The stable phase runs at :func:`rate_prior`'s guess of the weight; a decay branch at the
@@ -324,7 +326,7 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
         second, bits1 = decay(lam1, last=True)
         if miss(bits1) < miss(bits0):
             chosen, lam = second, lam1
-    return finish_fit_at_rate(chosen, max(goal, 0.0)), lam
+    return finish_fit_at_rate(chosen, max(goal, 0.0)), lam, chosen.rollbacks
 
 
 def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarray:
@@ -342,10 +344,10 @@ def code_gop(chunk: np.ndarray, gi: int, first: int, plan: GopPlan, *, progress:
              label: str = "") -> dict[int, CodedRung]:
     """Fit, entropy-code and measure one GOP: per rung its section bytes and per-frame MSEs."""
     out = {}
-    for q, (record, bits, lam) in fit_gop_records(chunk, gi, first, plan, progress=progress,
-                                                  label=label).items():
+    for q, (record, bits, lam, rollbacks) in fit_gop_records(chunk, gi, first, plan, progress=progress,
+                                                             label=label).items():
         out[q] = CodedRung(encode_gop(record), len(record.words), bits, lam,
-                           decoded_mse(record, chunk, plan))
+                           decoded_mse(record, chunk, plan), rollbacks)
     return out
 
 
@@ -385,14 +387,14 @@ def _coded_gops(src: VideoSource, gop_frames: int, plan: GopPlan, jobs: int, ran
 # Between ranks a GOP travels as bytes: its index and frame count, then per rung the fields of
 # a CodedRung, its section and its MSEs.
 _GOP_HEAD = struct.Struct("<qqI")
-_RUNG_HEAD = struct.Struct("<iQQddQ")
+_RUNG_HEAD = struct.Struct("<iQQddQI")
 
 
 def _pack(gi: int, n: int, rungs: dict[int, CodedRung]) -> bytes:
     parts = [_GOP_HEAD.pack(gi, n, len(rungs))]
     for q, r in rungs.items():
         mse = np.ascontiguousarray(r.mse, dtype="<f8")
-        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size), r.section,
+        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size, r.rollbacks), r.section,
                   mse.tobytes()]
     return b"".join(parts)
 
@@ -410,14 +412,14 @@ def _unpack(data: bytes, gi: int, n: int, qualities: list[int], src: int) -> dic
     for _ in range(count):
         if pos + _RUNG_HEAD.size > len(data):
             raise bad("short")
-        q, length, words, bits, lam, frames = _RUNG_HEAD.unpack_from(data, pos)
+        q, length, words, bits, lam, frames, rollbacks = _RUNG_HEAD.unpack_from(data, pos)
         pos += _RUNG_HEAD.size
         if q not in qualities or q in out or frames != n or pos + length + 8 * frames > len(data):
             raise bad("inconsistent rung")
         section = data[pos:pos + length]
         mse = np.frombuffer(data, "<f8", frames, pos + length).astype(np.float64)
         pos += length + 8 * frames
-        out[q] = CodedRung(section, words, bits, lam, mse)
+        out[q] = CodedRung(section, words, bits, lam, mse, rollbacks)
     if pos != len(data):
         raise bad("trailing bytes")
     return {q: out[q] for q in qualities}
@@ -472,6 +474,7 @@ def _write(stream, paths: dict[int, os.PathLike], header: Header, known: bool, n
     est_bits = {q: 0.0 for q in paths}
     lams = {q: 0.0 for q in paths}
     words = {q: 0 for q in paths}
+    rollbacks = {q: 0 for q in paths}
     mses: dict[int, list[np.ndarray]] = {q: [] for q in paths}
     digests: dict[int, list[bytes]] = {q: [] for q in paths}
     done = 0
@@ -487,6 +490,7 @@ def _write(stream, paths: dict[int, os.PathLike], header: Header, known: bool, n
                 est_bits[q] += r.bits
                 words[q] += r.words
                 lams[q] = r.lam
+                rollbacks[q] += r.rollbacks
             done += n
             bar.update()
         if done == 0:
@@ -499,7 +503,7 @@ def _write(stream, paths: dict[int, os.PathLike], header: Header, known: bool, n
         for q, w in writers.items():
             _verify(w.finish(None if known else header), paths[q], header, digests[q])
         sizes = {q: w.commit() for q, w in writers.items()}
-    return done, seconds, sizes, (est_bits, lams, words, mses)
+    return done, seconds, sizes, (est_bits, lams, words, mses, rollbacks)
 
 
 def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict[int, str | os.PathLike], *,
@@ -644,7 +648,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
             return {}
         stream = _gather_gops(own, link, num_gops, gop_frames, src.num_frames, list(settings))
         try:
-            done, seconds, sizes, (est_bits, lams, words, mses) = _write(
+            done, seconds, sizes, (est_bits, lams, words, mses, rollbacks) = _write(
                 stream, paths, header, known, src.path, num_gops, progress, start)
         finally:
             stream.close()
@@ -663,7 +667,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
                                   psnr_of_mse(np.concatenate(mses[q])), seconds,
                                   init_file.name if init_file else "random", q,
                                   overhead + int(math.ceil(est_bits[q] / 8)), lams[q], preset,
-                                  fit_steps, total, coded_w, coded_h)
+                                  fit_steps, total, coded_w, coded_h, rollbacks[q])
     return results
 
 

@@ -195,12 +195,13 @@ def test_torchrun_two_ranks_give_the_serial_bytes(serial, clip, tmp_path):
 
 
 def test_rank_messages_round_trip_and_reject_damage():
-    rungs = {3: CodedRung(b"\x01abc", 7, 123.5, 0.25, np.array([1.5, 2.5])),
+    rungs = {3: CodedRung(b"\x01abc", 7, 123.5, 0.25, np.array([1.5, 2.5]), 2),
              6: CodedRung(b"", 0, 0.0, 3.0, np.array([0.0, 9.0]))}
     data = _pack(5, 2, rungs)
     back = _unpack(data, 5, 2, [3, 6], 1)
     for q in rungs:
         assert back[q].plain()[:4] == rungs[q].plain()[:4] and np.array_equal(back[q].mse, rungs[q].mse)
+        assert back[q].rollbacks == rungs[q].rollbacks
     for bad, gi in ((data, 4), (data[:-1], 5), (data + b"\0", 5)):
         with pytest.raises(NervcError, match="rank 1 sent a malformed GOP"):
             _unpack(bad, gi, 2, [3, 6], 1)
