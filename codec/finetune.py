@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from codec.entropy import MAX_LEVEL
 from codec.rate import F16_TINY, RateModel, initial_step
-from metanerv.losses import psnr, reconstruction_loss
+from metanerv.losses import MSE_PRICE, psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
 
 
@@ -52,9 +52,9 @@ NOISE_SEED = 1_000_003  # step k's rate noise comes from seed * NOISE_SEED + k
 MSE_SHARE: dict[str, float] = {"balanced": 0.5, "psnr": 1.0, "ssim": 0.0}
 DISTORTIONS = tuple(MSE_SHARE)
 DEFAULT_TUNE = "balanced"
-# Sets the log-MSE term against the ladder's rate weights: 0.04 moves about as much per dB near
-# 25 dB as the L1 + SSIM loss does, so a rung keeps about its rate.
-MSE_PRICE = 0.04
+# MSE_PRICE (metanerv.losses, shared with meta-training's --loss balanced) sets the log-MSE term
+# against the ladder's rate weights: 0.04 moves about as much per dB near 25 dB as the L1 + SSIM
+# loss does, so a rung keeps about its rate.
 MSE_MEAN_DECAY = 0.95  # the running mean's weight on its past, per step
 # Adam's moment decays: torch's default. A shorter second moment (0.99, which follows a burst of
 # large gradients within ~100 steps instead of ~1000) kept foreman's -q 5 fit from collapsing,

@@ -1,7 +1,8 @@
 """Reconstruction losses shared by fine-tuning and meta-training.
 
-``reconstruction_loss`` is meta-training's objective (0.7 L1 + 0.3 (1 - SSIM)) and half of the
-encoder's default one (``codec.finetune.MSE_SHARE``);
+``reconstruction_loss`` is meta-training's default objective (0.7 L1 + 0.3 (1 - SSIM)) and half
+of the encoder's default one (``codec.finetune.MSE_SHARE``); ``task_distortion`` is what a
+meta-training task fits (``nervc meta-train --loss``: that loss, or the encoder's balanced mix);
 ``multiscale_loss`` is spatial guidance: every block's RGB output is compared with the target
 average-pooled to that block's size.
 
@@ -228,8 +229,29 @@ def reconstruction_loss(pred: Tensor, target: Tensor, l1_weight: float = 0.7,
     return loss
 
 
+# The PSNR term's price: MSE_PRICE * d ln(MSE), a constant price per dB of PSNR (the encoder's fit
+# uses it with a running mean of the MSE, codec.finetune; a task here, with the batch's own MSE).
+MSE_PRICE = 0.04
+META_LOSSES = ("ssim", "balanced")  # nervc meta-train --loss
+
+
+def task_distortion(pred: Tensor, target: Tensor, kind: str = "ssim", l1_weight: float = 0.7) -> Tensor:
+    """What a meta-training task fits: ``"ssim"``, the L1 + SSIM ``reconstruction_loss``;
+    ``"balanced"``, half that and half ``MSE_PRICE * MSE / MSE.detach()`` (the gradient of
+    ``MSE_PRICE * ln MSE``), the mix the encoder fits by default (``nervc encode --tune
+    balanced``), so that the init is trained for the loss it will be fine-tuned with."""
+    if kind not in META_LOSSES:
+        raise ValueError(f"loss {kind!r} not in {META_LOSSES}")
+    base = reconstruction_loss(pred, target, l1_weight)
+    if kind == "ssim":
+        return base
+    mse = F.mse_loss(pred, target)
+    return 0.5 * MSE_PRICE * mse / mse.detach().clamp_min(1e-12) + 0.5 * base
+
+
 def multiscale_loss(preds: Sequence[Tensor], target: Tensor,
-                    weights: Sequence[float] | None = None, l1_weight: float = 0.7) -> Tensor:
+                    weights: Sequence[float] | None = None, l1_weight: float = 0.7,
+                    kind: str = "ssim") -> Tensor:
     """Spatial guidance: loss of each scale's output against the pooled target.
 
     ``preds`` are coarsest first, the last at full resolution; ``weights`` defaults to equal
@@ -245,7 +267,7 @@ def multiscale_loss(preds: Sequence[Tensor], target: Tensor,
         if w == 0:
             continue
         t = target if p.shape[-2:] == target.shape[-2:] else F.adaptive_avg_pool2d(target, p.shape[-2:])
-        loss = loss + (w / total) * reconstruction_loss(p, t, l1_weight)
+        loss = loss + (w / total) * task_distortion(p, t, kind, l1_weight)
     return loss
 
 

@@ -38,7 +38,7 @@ from nervcore.errors import NervcError
 from metanerv import maml
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from metanerv.init_file import InitFile, load_init, save_init
-from metanerv.losses import multiscale_loss, psnr, reconstruction_loss
+from metanerv.losses import META_LOSSES, multiscale_loss, psnr, task_distortion
 from metanerv.model import NeRV, NeRVConfig, build_model, resize_grid
 from metanerv.schedule import FrameSchedule
 from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--learn-lr", action="store_true",
                    help="Meta-SGD: learn one step size per tensor (implied by --algo metasgd); "
                         "the learned step sizes are written into the init")
+    g.add_argument("--loss", choices=META_LOSSES, default="ssim",
+                   help="what each task fits: ssim (0.7 L1 + 0.3 (1 - SSIM)) or balanced (half that, "
+                        "half a log-MSE term: the encoder's default --tune)")
     g.add_argument("--outer-lr", type=float, default=2e-3, help="Adam step size of the init")
     g.add_argument("--lr-lr", type=float, default=5e-3, help="Adam step size of the learned log step sizes")
     g.add_argument("--outer-decay", type=float, default=0.1,
@@ -197,8 +200,9 @@ def _broadcast(tensors: list[Tensor], world: int) -> None:
 # ----------------------------------------------------------------------------- one task
 
 def task_loss(model: NeRV, task: Task, weights: tuple[float, ...] | None, device: torch.device,
-              batches: list[Tensor]):
-    """The fitting loss of a task as ``fn(params, k)`` on frame batch ``batches[k]``.
+              batches: list[Tensor], loss: str = "ssim"):
+    """The fitting loss of a task (``task_distortion`` of kind ``loss``) as ``fn(params, k)`` on
+    frame batch ``batches[k]``.
 
     Also returns ``evaluate(params, idx) -> (loss, final prediction, target)``.
     """
@@ -210,9 +214,9 @@ def task_loss(model: NeRV, task: Task, weights: tuple[float, ...] | None, device
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
         if weights is None:
             pred = functional_call(model, params, (t,))
-            return reconstruction_loss(pred, x), pred, x
+            return task_distortion(pred, x, loss), pred, x
         preds = functional_call(model, params, (t,), {"all_scales": True})
-        return multiscale_loss(preds, x, weights), preds[-1], x
+        return multiscale_loss(preds, x, weights, kind=loss), preds[-1], x
 
     def fn(params: dict[str, Tensor], k: int) -> Tensor:
         return evaluate(params, batches[k])[0]
@@ -246,7 +250,7 @@ def meta_task_grad(model: NeRV, base: dict[str, Tensor], log_lrs: dict[str, Tens
     s = model.config.total_stride
     grid_hw = (task.hw[0] // s, task.hw[1] // s)
     batches = draw_batches(task.frames.shape[0], opts.batch, opts.inner_steps + 1, rng)
-    fn, evaluate = task_loss(model, task, weights, device, batches)
+    fn, evaluate = task_loss(model, task, weights, device, batches, getattr(opts, "loss", "ssim"))
     inner_opt = opts.inner_opt or ("adam" if opts.algo == "reptile" else "sgd")
     query = batches[-1]
     if opts.algo == "reptile":
@@ -394,6 +398,9 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             raise NervcError(f"checkpoint {ckpt_path}: made with another model or algorithm")
         if bool(state.get("learn_lr")) != bool(opts.learn_lr):
             raise NervcError(f"checkpoint {ckpt_path}: --learn-lr differs from the checkpoint's")
+        if state.get("loss", "ssim") != opts.loss:
+            raise NervcError(f"checkpoint {ckpt_path}: made with --loss {state.get('loss', 'ssim')}, "
+                             f"not {opts.loss}")
         with torch.no_grad():
             for n, p in base.items():
                 if tensors[f"param.{n}"].shape != p.shape:
@@ -431,7 +438,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         opt_tensors, opt_meta = optimizer_to_flat(optimizer)
         tensors.update(opt_tensors)
         save_checkpoint(ckpt_path, tensors, {
-            "step": step, "elapsed": elapsed, "tasks": tasks_done, "algo": opts.algo,
+            "step": step, "elapsed": elapsed, "tasks": tasks_done, "algo": opts.algo, "loss": opts.loss,
             "learn_lr": bool(opts.learn_lr), "config": config.to_dict(), "world_size": world,
             "optimizer": opt_meta, "command": command, "started": started, "start_from": start_from,
             "rng": {"seed": opts.seed, "scheme": "numpy default_rng([seed, rank, step, task])"}})
@@ -501,7 +508,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "command": command, "launcher": (f"torchrun x {world}" if world > 1 else "single process"),
             "started": started, "seconds": round(elapsed, 1), "machine": _machine(world, threads, device),
             "data": str(Path(opts.data).resolve()), "algorithm": opts.algo,
-            "steps": step, "tasks": tasks_done,
+            "steps": step, "tasks": tasks_done, "loss": opts.loss,
             "inner": {"steps": opts.inner_steps, "lr": opts.inner_lr,
                       "opt": opts.inner_opt or ("adam" if opts.algo == "reptile" else "sgd"),
                       "learned_lr": bool(opts.learn_lr)},

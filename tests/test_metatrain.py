@@ -211,3 +211,34 @@ def test_resumed_init_records_its_first_session(clip_dir, tmp_path):
     assert info["steps"] == 3
     assert info["start_from"] == {"path": str(first), "id": load_init(first).short_id}
     assert info["started"] == state["started"]
+
+
+def test_the_task_loss_can_be_the_encoders_balanced_mix(clip_dir, tmp_path, capsys):
+    """--loss balanced: each task fits half L1 + SSIM, half the log-MSE term the encoder's
+    default --tune uses; the init records it, a resume must use the same, and it trains other
+    tensors than --loss ssim from the same seed."""
+    from metanerv.losses import MSE_PRICE, reconstruction_loss, task_distortion
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, generator=g, requires_grad=True)
+    y = torch.rand(2, 3, 16, 16, generator=g)
+    mse = torch.nn.functional.mse_loss(x, y)
+    bal = task_distortion(x, y, "balanced")
+    assert bal.item() == pytest.approx(0.5 * MSE_PRICE + 0.5 * reconstruction_loss(x, y).item(), rel=1e-6)
+    gb, = torch.autograd.grad(bal, x)
+    gs, = torch.autograd.grad(reconstruction_loss(x, y), x)
+    gm, = torch.autograd.grad(mse, x)
+    assert torch.allclose(gb, 0.5 * MSE_PRICE * gm / mse.item() + 0.5 * gs, atol=1e-7)  # d ln MSE
+    with pytest.raises(ValueError):
+        task_distortion(x, y, "psnr")
+    common = ("--steps", "3", "--seed", "4")
+    bal_out, ssim_out = tmp_path / "bal.safetensors", tmp_path / "ssim.safetensors"
+    assert train.main(_argv(clip_dir, bal_out, "--loss", "balanced", *common)) == 0
+    assert train.main(_argv(clip_dir, ssim_out, *common)) == 0
+    a, b = load_init(bal_out), load_init(ssim_out)
+    assert a.info["loss"] == "balanced" and b.info["loss"] == "ssim"
+    assert not torch.equal(a.state["head.weight"], b.state["head.weight"])
+    part = tmp_path / "part.safetensors"
+    assert train.main(_argv(clip_dir, part, "--loss", "balanced", "--steps", "3", "--stop-after", "1")) == 0
+    capsys.readouterr()
+    assert train.main(_argv(clip_dir, part, "--steps", "3", "--resume")) == 1  # --loss ssim now
+    assert "--loss balanced" in capsys.readouterr().err
