@@ -63,10 +63,12 @@ MSE_MEAN_DECAY = 0.95  # the running mean's weight on its past, per step
 ADAM_BETAS = (0.9, 0.999)
 # The divergence guard: every GUARD_EVERY steps, at the last step of the stable phase (where
 # ladder rungs branch off) and at the last step, the fit reads back the mean MSE of the batches
-# since the last check (the loop's one host read). Within GUARD_KEEP_DB of the best such mean
-# (at this rate weight), it keeps a copy of the state; more than GUARD_DB above the best, the
-# fit returns to that copy and goes on at half the step size. A fit that never diverges runs as
-# without it. Healthy fits wander ~1 dB at the peak step size; the collapses seen drop 5-14 dB.
+# since the last check (the loop's one host read) and compares it with the previous window at
+# the same rate weight. Within GUARD_KEEP_DB, the window vouches for the state of the previous
+# check, which is kept; more than GUARD_DB worse, the fit returns to the kept state and goes on
+# at half the step size. A fit that never diverges runs as without it. Windows of a healthy fit
+# differ by ~1 dB at the peak step size, and a new rate weight moves them ~1 dB per window
+# (a rung branching off the shared phase); the collapses seen jumped 5-10 dB in one window.
 GUARD_EVERY = 50
 GUARD_KEEP_DB = 1.0
 GUARD_DB = 3.0
@@ -106,7 +108,7 @@ class FitState:
     watched: int = 0  # batches in ``watch``
     lr_mult: float = 1.0  # halved by each rollback of the divergence guard
     rollbacks: int = 0  # how often the guard rolled the fit back
-    guard_best: float | None = None  # the best running MSE at a check, at rate weight guard_lam
+    guard_last: float | None = None  # the previous check's window mean MSE, at rate weight guard_lam
     guard_lam: float | None = None
     kept: dict | None = None  # the guard's copy of a state a good check has vouched for (GUARD_EVERY)
     pending: dict | None = None  # the state at the last good check, kept once the next check is good
@@ -139,16 +141,23 @@ class FitState:
             return False
         now = float(self.watch) / self.watched  # the loop's one host read, at a guard step
         self.watch, self.watched = None, 0
-        if self.guard_lam != self.lam or self.guard_best is None:  # a new rate weight: a new baseline
-            self.guard_best, self.guard_lam = now, self.lam
-        if now <= self.guard_best * 10 ** (GUARD_KEEP_DB / 10):
-            # The window measured the batches drawn from the state of the previous check on, not
-            # the one its last update made: that one is kept only once the next window is good.
-            self.guard_best = min(self.guard_best, now)
-            self.kept, self.pending = self.pending or self.kept, self._snapshot()
+        if self.guard_lam != self.lam:  # a new rate weight (a rung's branch): this window mixes
+            self.guard_lam, self.guard_last, self.pending = self.lam, None, None  # two; start over
             return False
-        diverged = not math.isfinite(now) or now > self.guard_best * 10 ** (GUARD_DB / 10)
-        if not diverged or self.kept is None:
+        if self.guard_last is None:
+            self.guard_last, self.pending = now, self._snapshot()
+            return False
+        diverged = not math.isfinite(now) or now > self.guard_last * 10 ** (GUARD_DB / 10)
+        if not diverged:
+            # The window measured the batches drawn from the state of the previous check on, not
+            # the one its last update made: that one waits for the next window.
+            if now <= self.guard_last * 10 ** (GUARD_KEEP_DB / 10):
+                self.kept, self.pending = self.pending or self.kept, self._snapshot()
+            else:
+                self.pending = None
+            self.guard_last = now
+            return False
+        if self.kept is None:
             return False
         self.pending = None
         with torch.no_grad():
@@ -234,7 +243,7 @@ def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> Fi
         per_tensor = torch.tensor([float(s.lr_scales.get(k, 1.0)) for k in names], device=dev)
         scale = per_tensor.index_select(0, rate.segment)
     return FitState(flat, rate, opt, _generator(dev, s.seed), _generator(dev, s.seed * NOISE_SEED), lam=s.lam,
-                    lr_scale=scale)
+                    lr_scale=scale, guard_lam=s.lam)
 
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,

@@ -63,41 +63,54 @@ def test_guard_keeps_a_vouched_state_and_returns_to_it_when_the_fit_diverges(pro
     assert state.watched == 4 and state.mse_mean is None  # watched for every tune, even where the loss ignores it
     first = float(state.watch) / 4
     s0 = state.resid.detach().clone()
-    assert state.guard() is False and state.guard_best == pytest.approx(first)
+    assert state.guard() is False and state.guard_last == pytest.approx(first)
     assert state.kept is None and torch.equal(state.pending["resid"], s0)  # not vouched for yet
     assert state.watch is None and state.watched == 0  # the next check sees only the batches after this one
-    best = state.guard_best
     with torch.no_grad():
         state.resid.add_(0.01)
     s1 = state.resid.detach().clone()
-    _window(state, best * 10 ** (0.5 * ft.GUARD_KEEP_DB / 10))  # good: vouches for s0, s1 pending
+    _window(state, first * 10 ** (0.5 * ft.GUARD_KEEP_DB / 10))  # within 1 dB: vouches for s0, s1 pending
     assert state.guard() is False and torch.equal(state.kept["resid"], s0) and torch.equal(state.pending["resid"], s1)
     s0_v = state.kept["opt"]["state"][0]["exp_avg_sq"].clone()
-    with torch.no_grad():  # worse, but within GUARD_DB: neither kept nor rolled back
+    with torch.no_grad():  # worse, but within GUARD_DB of the last window: neither kept nor rolled back
         state.resid.add_(1.0)
         state.opt.state[state.resid]["exp_avg_sq"].mul_(100.0)
-    _window(state, best * 10 ** (0.5 * ft.GUARD_DB / 10))
+    last = first * 10 ** (0.5 * ft.GUARD_KEEP_DB / 10) * 10 ** (0.5 * ft.GUARD_DB / 10)
+    _window(state, last)
     assert state.guard() is False and torch.equal(state.kept["resid"], s0) and state.rollbacks == 0
-    _window(state, best * 10 ** (1.1 * ft.GUARD_DB / 10))  # diverged: back to s0, half the step
+    assert state.pending is None and state.guard_last == pytest.approx(last)  # the reference follows
+    _window(state, last * 10 ** (1.1 * ft.GUARD_DB / 10))  # a jump: back to s0, half the step
     assert state.guard() is True
     assert torch.equal(state.resid, s0) and state.lr_mult == 0.5 and state.rollbacks == 1
     assert torch.equal(state.opt.state[state.resid]["exp_avg_sq"], s0_v)  # Adam's moments too
-    assert state.guard_best == best and state.pending is None
+    assert state.guard_last == pytest.approx(last) and state.pending is None
     _window(state, math.nan)  # a NaN is a divergence too
     assert state.guard() is True and state.rollbacks == 2 and state.lr_mult == 0.25
 
 
-def test_a_new_rate_weight_starts_a_new_baseline(problem):
+def test_a_slow_drift_is_not_a_divergence(problem):
+    """Windows are compared with the previous one: a fit whose error rises ~1 dB per window (a
+    rung's rate weight squeezing its bits) is never rolled back."""
+    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 2)
+    mse = 0.01
+    for _ in range(10):
+        _window(state, mse)
+        assert state.guard() is False
+        mse *= 10 ** 0.12
+    assert state.rollbacks == 0
+
+
+def test_a_new_rate_weight_starts_over(problem):
     _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 4)
-    state.guard()
-    _window(state, state.guard_best)
-    state.guard()  # a vouched-for state to return to
-    worse = state.guard_best * 10 ** (2 * ft.GUARD_DB / 10)  # far worse, but under another lam
+    for _ in range(2):  # a baseline and a vouched-for state to return to
+        _window(state, 0.01)
+        state.guard()
     fork = ft.branch(state)
     fork.lam = 16.0
-    _window(fork, worse)
-    assert fork.guard() is False and fork.guard_lam == 16.0 and fork.rollbacks == 0
-    _window(state, worse)
+    _window(fork, 0.01 * 10 ** (2 * ft.GUARD_DB / 10))  # its first window mixes the two weights
+    assert fork.guard() is False and fork.guard_lam == 16.0 and fork.guard_last is None
+    assert fork.rollbacks == 0 and fork.kept is not None  # the shared phase's state stays kept
+    _window(state, 0.01 * 10 ** (2 * ft.GUARD_DB / 10))
     assert state.guard() is True  # the same jump at the old weight is a divergence
 
 
