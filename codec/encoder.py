@@ -66,7 +66,7 @@ class EncodeResult:
     total_seconds: float = 0.0  # from the start until this output was written and verified
     coded_width: int = 0  # the size the networks draw (the decoder resizes to width x height)
     coded_height: int = 0
-    rollbacks: int = 0  # fits of this output the divergence guard returned to a good state (all GOPs)
+    rollbacks: int = 0  # times the divergence guard returned this output's fits to a good state (all GOPs)
 
 
     @property
