@@ -17,8 +17,8 @@ back only every ``STATS_EVERY`` steps, the divergence guard one number every ``G
 
 A fit can diverge: a burst of large gradients moves every weight at once and the tanh head
 saturates, after which the fit does not come back within its budget (foreman, 64 frames, -q 5,
-the c8-coded init: 22 -> 8 dB at step 730 of 1624, 16.5 dB at the end). The guard
-(``FitState.guard``) returns such a fit to its last good state at half the step size: 22.1 dB
+the c8-coded init: 22 -> 8 dB at step 730 of 1624, 9.8 dB at the end on one machine, 16.5 on another). The guard
+(``FitState.guard``) returns such a fit to its last good state at half the step size: 22.4 dB
 (benchmarks/results/fit-stability/).
 """
 from __future__ import annotations
