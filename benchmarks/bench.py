@@ -28,6 +28,7 @@ from benchmarks.metrics import bits_per_pixel, ms_ssim, psnr, psnr_yuv
 from benchmarks.protocol import (DATA_ROOT, PROTOCOL_VERSION, QUICK_PROTOCOL_VERSION, REPO, Clip,
                                  quick_clips, v1_clips)
 from nervcore.atomic import write_bytes_atomic
+from nervcore.errors import NervcError
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "work"
 QUICK_NERVC_STEPS = 3
@@ -222,14 +223,11 @@ def run(args: argparse.Namespace) -> int:
         names = [c for c in names if c not in codecs_mod.NERVC_INITS]
     steps = args.steps if args.steps is not None else (QUICK_NERVC_STEPS if args.quick else None)
     points = {n: select_points(n, _csv(args.points), args.quick) for n in names}
-    if args.init is not None:
-        from metanerv.init_file import load_init
-        try:
-            load_init(args.init)
-        except Exception as e:  # a missing or broken init file: one clear line, before any work
-            print(f"nervc bench: --init: {e}", file=sys.stderr)
-            return 2
-    versions = {n: codecs_mod.version(n, args.init) for n in names}
+    try:  # reads --init's file (once per nervc codec): a missing or broken one is one clear line
+        versions = {n: codecs_mod.version(n, args.init) for n in names}
+    except NervcError as e:
+        print(f"nervc bench: --init: {e}", file=sys.stderr)
+        return 2
 
     jobs = []
     for clip in clips:

@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 
 import codec.presets as presets
+from benchmarks.trials import load_clip
 from codec.decoder import decode
 from codec.encoder import encode_ladder, frame_mse, psnr_of_mse
-from metanerv.model import downscale_frames
-from nervcore.video_io import Video, read_video
 
 
 def main(argv: list[str]) -> int:
@@ -30,18 +29,14 @@ def main(argv: list[str]) -> int:
     n, src_scale = int(n), int(src_scale)
     presets.AUTO_VISITS, presets.AUTO_MIN_SIDE = float(visits), int(min_side)
     qs = [int(q) for q in qs.split(",")]
-    video = read_video(clip, frames=slice(0, n))
+    video = load_clip(clip, n, src_scale)
     full = video.frames
-    if src_scale > 1:
-        x = torch.from_numpy(full).permute(0, 3, 1, 2).float()
-        x = downscale_frames(x, full.shape[1] // src_scale, full.shape[2] // src_scale)
-        full = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     _, h, w, _ = full.shape
     cw, ch = presets.auto_coded_size(preset, w, h, n)
     with tempfile.TemporaryDirectory() as tmp:
         outs = {q: Path(tmp) / f"q{q}.nerv" for q in qs}
         t0 = time.monotonic()
-        res = encode_ladder(Video(full, video.fps), outs, preset=preset, progress=False, overwrite=True)
+        res = encode_ladder(video, outs, preset=preset, progress=False, overwrite=True)
         enc_s = time.monotonic() - t0
         for q in qs:
             r = res[q]
