@@ -168,7 +168,7 @@ def encode_main(argv: list[str]) -> int:
     if a.steps is None and a.lr is None and a.batch is None:
         gop = min(a.gop or DEFAULT_GOP, r.num_frames)
         predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop,
-                                            coded_hw=(r.coded_height, r.coded_width))
+                                            coded_hw=(r.coded_height, r.coded_width), tune=a.tune)
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
     rung = LADDER[a.quality].lam

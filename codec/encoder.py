@@ -182,7 +182,12 @@ class GopPlan:
         """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``): the budget
         is the output's megapixels, the steps cost what the coded size costs."""
         return fit_overrides(self.preset, self.width, self.height, frames, self.config.total_stride,
-                             given=self.given, coded_hw=self.coded_hw)
+                             given=self.given, coded_hw=self.coded_hw, tune=self.tune)
+
+    @property
+    def tune(self) -> str:
+        """The distortion every rung fits (one per encode): a step's cost depends on it."""
+        return next(iter(self.settings.values())).distortion
 
     def gop_steps(self, frames: int) -> int:
         """Fitting steps one rung of a GOP of ``frames`` frames runs."""
@@ -555,7 +560,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
             check_output(path, overwrite)
         source = as_source(source, size=size, fps=fps, frames=frames)  # opened once, read per group
         init = resolve_init(init)  # read once, handed to every group
-        groups = _coded_size_groups(source, outputs, preset, given, init, gop)
+        groups = _coded_size_groups(source, outputs, preset, given, init, gop, tune)
     link, stop = start_distributed() if distributed else (None, lambda: None)
     try:
         results: dict[int, EncodeResult] = {}
@@ -575,7 +580,8 @@ def _gop_length(src: VideoSource, gop: int | None) -> int:
 
 
 def _coded_size_groups(src: VideoSource, outputs: dict[int, str | os.PathLike], preset: str, given: dict,
-                       init_file: InitFile | None, gop: int | None) -> list[tuple[dict, tuple[int, int]]]:
+                       init_file: InitFile | None, gop: int | None,
+                       tune: str = DEFAULT_TUNE) -> list[tuple[dict, tuple[int, int]]]:
     """The outputs of a ``--scale auto`` ladder grouped by the coded size each rung's visit
     target (``codec.presets.auto_visits``) picks: each group is one encode (its rungs share
     fits as before), rungs whose targets land on the same size stay together."""
@@ -586,7 +592,7 @@ def _coded_size_groups(src: VideoSource, outputs: dict[int, str | os.PathLike], 
     by_size: dict[tuple[int, int], dict] = {}
     for q in sorted(outputs):
         wh = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
-                             visits=auto_visits(q))
+                             visits=auto_visits(q), tune=tune)
         by_size.setdefault(wh, {})[q] = outputs[q]
     return [(group, wh) for wh, group in by_size.items()]
 
@@ -619,7 +625,8 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     num_gops = -(-src.num_frames // gop_frames) if known else None
     if scale == "auto":  # one visit target for every rung here (encode_ladder split the others)
         coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
-                                           visits=auto_visits(min(settings)))
+                                           visits=auto_visits(min(settings)),
+                                           tune=next(iter(settings.values())).distortion)
     elif isinstance(scale, tuple):  # resolved by _coded_size_groups
         coded_w, coded_h = scale
     else:

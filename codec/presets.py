@@ -98,6 +98,15 @@ from nervcore.errors import NervcError
 FIXED_S = 0.006  # per-step cost independent of the batch: the rate model's ops on every weight
 NS_PER_PIXEL = 1300.0  # seconds per (padded frame pixel x batch) of one step, x 1e9
 OVERHEAD_S_PER_MP = 0.4  # coding, writing and the verification decode, per MP of video
+# A step's cost per tune relative to the calibrated one (measured on the L1 + SSIM loss;
+# ``balanced`` adds only an MSE to it): ``--tune psnr`` skips the SSIM blurs. Median process CPU
+# of batch-2 steps, one thread, the three tunes interleaved in one process (2026-11-28, AMD EPYC
+# VM, beside a meta-training run): psnr / balanced = 0.75 (176x144), 0.76 (352x288), 0.82
+# (208x128, a coded size); ssim / balanced 0.97-1.04. End to end (the bundled demo at `medium`,
+# coded 110x90, where the fixed cost weighs more) a psnr step took ~0.87 of a balanced one:
+# 0.85 keeps a psnr encode within ~3 % of a balanced one's CPU time, with 1/0.85 the steps.
+TUNE_STEP_COST: dict[str, float] = {"balanced": 1.0, "ssim": 1.0, "psnr": 0.85}
+COST_TUNE = "balanced"  # the tune the presets are priced at unless told (the encoder's default)
 MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one step unless one
 # frame is larger: the per-pixel cost rises once a step outgrows the caches, and small batches
 # fit better at equal compute anyway
@@ -164,9 +173,16 @@ def check_preset(preset: object) -> PresetSpec:
         raise NervcError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESET_NAMES)}") from None
 
 
-def step_seconds(batch: int, frame_pixels: float) -> float:
-    """Predicted seconds of one fitting step (cost model, one thread)."""
-    return FIXED_S + NS_PER_PIXEL * 1e-9 * batch * frame_pixels
+def step_seconds(batch: int, frame_pixels: float, tune: str = COST_TUNE) -> float:
+    """Predicted seconds of one fitting step (cost model, one thread) of the fit's ``tune``."""
+    return _tune_cost(tune) * (FIXED_S + NS_PER_PIXEL * 1e-9 * batch * frame_pixels)
+
+
+def _tune_cost(tune: str) -> float:
+    try:
+        return TUNE_STEP_COST[tune]
+    except (KeyError, TypeError):
+        raise NervcError(f"--tune must be one of {', '.join(TUNE_STEP_COST)}, got {tune!r}") from None
 
 
 def padded_pixels(width: int, height: int, stride: int = 16) -> int:
@@ -181,10 +197,11 @@ def _positive_int(value: object, what: str) -> int:
 
 
 def schedule(preset: str, width: int, height: int, frames: int, stride: int = 16,
-             coded_hw: tuple[int, int] | None = None) -> PresetSchedule:
+             coded_hw: tuple[int, int] | None = None, tune: str = COST_TUNE) -> PresetSchedule:
     """The schedule ``preset`` gives a GOP of ``frames`` frames of ``width x height``, drawn by
     the network at ``coded_hw`` (height, width; default the same size): the budget is the
-    output's megapixels, a step costs what a step at the coded size costs.
+    output's megapixels, a step costs what a step at the coded size of the fit's ``tune``
+    costs (``TUNE_STEP_COST``).
 
     Deterministic (a pure function of its arguments). A slower preset never gets fewer frame
     visits (``steps * batch``) than a faster one for the same GOP.
@@ -199,33 +216,34 @@ def schedule(preset: str, width: int, height: int, frames: int, stride: int = 16
     for name in PRESET_NAMES:  # walk up to this preset
         s = PRESETS[name]
         batch = max(1, min(s.batch, frames, MAX_STEP_PIXELS // frame_px))
-        cost = step_seconds(batch, frame_px)
+        cost = step_seconds(batch, frame_px, tune)
         floor = max(1, min(MIN_STEPS, math.floor(MIN_STEPS_SECONDS / cost)))
         steps = max(floor, math.floor(s.fit_seconds_per_mp * mp / cost), -(-visits // batch))
         visits = steps * batch
         if name == preset:
             break
-    fit = steps * step_seconds(batch, frame_px)
+    fit = steps * step_seconds(batch, frame_px, tune)
     return PresetSchedule(preset, steps, batch, spec.lr, mp, fit, fit + OVERHEAD_S_PER_MP * mp,
                           steps * batch / frames)
 
 
 def fit_overrides(preset: str, width: int, height: int, frames: int, stride: int = 16,
                   given: Mapping[str, Any] | None = None,
-                  coded_hw: tuple[int, int] | None = None) -> dict[str, Any]:
+                  coded_hw: tuple[int, int] | None = None, tune: str = COST_TUNE) -> dict[str, Any]:
     """``FitSettings`` fields (steps, batch, lr) of ``preset`` for one GOP, leaving out those
     ``given`` explicitly (not None): an expert's ``--steps`` wins over the preset's."""
-    out = schedule(preset, width, height, frames, stride, coded_hw).overrides()
+    out = schedule(preset, width, height, frames, stride, coded_hw, tune).overrides()
     return {k: v for k, v in out.items() if (given or {}).get(k) is None}
 
 
 def predict_seconds(preset: str, width: int, height: int, num_frames: int, gop_frames: int,
-                    stride: int = 16, coded_hw: tuple[int, int] | None = None) -> float:
+                    stride: int = 16, coded_hw: tuple[int, int] | None = None, tune: str = COST_TUNE) -> float:
     """Predicted seconds of encoding a whole video to one output (every GOP's schedule)."""
     gop_frames = min(_positive_int(gop_frames, "GOP size"), _positive_int(num_frames, "frame count"))
     full, rest = divmod(num_frames, gop_frames)
-    total = full * schedule(preset, width, height, gop_frames, stride, coded_hw).predicted_seconds
-    return total + (schedule(preset, width, height, rest, stride, coded_hw).predicted_seconds if rest else 0.0)
+    total = full * schedule(preset, width, height, gop_frames, stride, coded_hw, tune).predicted_seconds
+    return total + (schedule(preset, width, height, rest, stride, coded_hw, tune).predicted_seconds
+                    if rest else 0.0)
 
 
 def table(width: int = 352, height: int = 288, frames: int = 120) -> list[PresetSchedule]:
@@ -285,7 +303,8 @@ def auto_visits(quality: int) -> float:
 
 
 def auto_coded_size(preset: str, width: int, height: int, frames: int, stride: int = 16,
-                    given: Mapping[str, Any] | None = None, visits: float | None = None) -> tuple[int, int]:
+                    given: Mapping[str, Any] | None = None, visits: float | None = None,
+                    tune: str = COST_TUNE) -> tuple[int, int]:
     """``--scale auto``: the largest (width, height) in the source's proportion at which the
     preset's budget still gives every frame ``visits`` visits (default ``AUTO_VISITS``; the
     encoder asks for :func:`auto_visits` of each rung), reduced at most ``AUTO_MAX_SCALE``
@@ -305,7 +324,7 @@ def auto_coded_size(preset: str, width: int, height: int, frames: int, stride: i
 
     def got(f: float) -> float:
         cw, ch = _reduced(width, height, f)
-        return schedule(preset, width, height, frames, stride, (ch, cw)).visits_per_frame
+        return schedule(preset, width, height, frames, stride, (ch, cw), tune).visits_per_frame
 
     if top <= 1.0 or got(1.0) >= target:
         return width, height

@@ -142,6 +142,26 @@ def test_encoder_takes_steps_from_the_preset_unless_given(tiny, tmp_path, one_th
     assert not (tmp_path / "c.nerv").exists()
 
 
+def test_a_cheaper_tune_gets_more_steps_for_the_same_budget(tiny, tmp_path, one_thread):
+    """--tune psnr skips the SSIM blurs (a step costs TUNE_STEP_COST["psnr"] of a balanced one):
+    the preset's budget buys it more steps, at no more predicted seconds, and the encoder runs
+    them; the other tunes are priced alike; an unknown tune is one NervcError."""
+    from codec.finetune import DISTORTIONS
+    assert set(presets.TUNE_STEP_COST) == set(DISTORTIONS)
+    for w, h, n in [(176, 144, 120), (352, 288, 64), (832, 480, 9)]:
+        bal, ssim, fast = (schedule("medium", w, h, n, tune=t) for t in ("balanced", "ssim", "psnr"))
+        assert bal == ssim
+        assert fast.steps > 1.15 * bal.steps and fast.fit_seconds <= 8.5 * bal.megapixels + 1e-9
+        assert fast.fit_seconds == pytest.approx(bal.fit_seconds, rel=0.02)
+        assert presets.auto_coded_size("medium", w, h, n, tune="psnr") >= presets.auto_coded_size("medium", w, h, n)
+    want = schedule("veryslow", 48, 32, 3, tune="psnr").steps
+    assert want > schedule("veryslow", 48, 32, 3).steps
+    r = codec.encode(tiny, tmp_path / "a.nerv", preset="veryslow", init="random", tune="psnr", progress=False)
+    assert r.steps == want
+    with pytest.raises(NervcError, match="--tune must be one of"):
+        schedule("medium", 176, 144, 120, tune="vmaf")
+
+
 def test_encoder_sums_steps_over_gops(tiny, tmp_path, one_thread):
     r = codec.encode(tiny, tmp_path / "a.nerv", preset="ultrafast", init="random", gop=2, progress=False)
     assert r.steps == schedule("ultrafast", 48, 32, 2).steps + schedule("ultrafast", 48, 32, 1).steps
