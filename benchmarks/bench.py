@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"results directory (default {DEFAULT_RESULTS}/<protocol>)")
     p.add_argument("--data", type=Path, default=DATA_ROOT, help="shared data root holding bench/")
     p.add_argument("--clips", help="comma-separated clip names to run (default: all)")
-    p.add_argument("--codecs", help=f"comma-separated codecs (default: {','.join(codecs_mod.ALL_CODECS)})")
+    p.add_argument("--codecs", help=f"comma-separated codecs (default: {','.join(codecs_mod.DEFAULT_CODECS)}; "
+                   f"also {','.join(c for c in codecs_mod.ALL_CODECS if c not in codecs_mod.DEFAULT_CODECS)})")
     p.add_argument("--points", help="comma-separated rate points: ladder labels (crf27, q3) or "
                                     "0-based ladder indices (0,2); default: every point")
     p.add_argument("--force", action="store_true", help="recompute points that already have results")
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                   f"known: {', '.join(c.name for c in clips)}", file=sys.stderr)
             return 2
         clips = [c for c in clips if c.name in want_clips]
-    names = _csv(args.codecs) or list(codecs_mod.ALL_CODECS)
+    names = _csv(args.codecs) or list(codecs_mod.DEFAULT_CODECS)
     unknown = [c for c in names if c not in codecs_mod.ALL_CODECS]
     if unknown:
         print(f"nervc bench: unknown codec(s) {', '.join(unknown)}; known: "

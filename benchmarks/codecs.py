@@ -273,12 +273,14 @@ class Nervc:
     ext: ClassVar[str] = ".nerv"
 
     def __init__(self, quality: int, init: str = "default", steps: int | None = None,
-                 seed: int = 0, tune: str | None = None, name: str | None = None) -> None:
+                 seed: int = 0, tune: str | None = None, name: str | None = None,
+                 meta_lr: bool = True) -> None:
         self.quality = int(quality)
         self.init = init
         self.steps = steps
         self.seed = seed
         self.tune = tune  # the encoder's --tune; None: its default
+        self.meta_lr = bool(meta_lr)  # False: --no-meta-lr (plain Adam, the init's step sizes unused)
         self.name = name or ("nervc-meta" if init == "default" else f"nervc-{init}")
         self.stripped_bytes = 0
         self.last_encode_seconds: float | None = None
@@ -302,6 +304,8 @@ class Nervc:
                 "tune": self.tune or DEFAULT_TUNE}  # records before --tune existed were "ssim"
         if self.steps is None:  # the encoder's preset decides (records of the old default differ)
             opts["preset"] = BENCH_PRESET
+        if not self.meta_lr:  # only when off: the records made before it existed stay valid
+            opts["meta_lr"] = False
         return opts
 
     @property
@@ -349,8 +353,8 @@ class Nervc:
         """
         import codec
         from nervcore.video_io import Video
-        if len({(p.init, p.steps, p.seed, p.tune) for p in points}) != 1:
-            raise ValueError("encode_group needs points of one init, step budget, seed and tune")
+        if len({(p.init, p.steps, p.seed, p.tune, p.meta_lr) for p in points}) != 1:
+            raise ValueError("encode_group needs points of one init, step budget, seed, tune and step sizes")
         first = points[0]
         quiet_ffmpeg()
         with tempfile.TemporaryDirectory(prefix="nervc-bench-") as d:
@@ -358,7 +362,7 @@ class Nervc:
             t0 = time.perf_counter()
             res = codec.encode_ladder(Video(np.ascontiguousarray(frames), Fraction(fps)), outs,
                                       init=first.init, steps=first.steps, seed=first.seed,
-                                      progress=False, overwrite=True, **first.fit_kwargs,
+                                      progress=False, overwrite=True, meta_lr=first.meta_lr, **first.fit_kwargs,
                                       **({"tune": first.tune} if first.tune else {}))
             wall = time.perf_counter() - t0
             for p in points:
@@ -385,12 +389,17 @@ class Nervc:
 
 
 TRADITIONAL: dict[str, type[PyAVCodec]] = {c.name: c for c in (X264, X265, SvtAv1)}
-# nervc as the benchmark runs it: init and --tune (absent: the encoder's default) per name.
-NERVC_VARIANTS: dict[str, dict[str, str]] = {"nervc-meta": {"init": "default"},
+# nervc as the benchmark runs it: init, --tune (absent: the encoder's default) and whether the
+# fit uses the init's Meta-SGD step sizes (absent: it does) per name.
+NERVC_VARIANTS: dict[str, dict[str, Any]] = {"nervc-meta": {"init": "default"},
                                              "nervc-random": {"init": "random"},
-                                             "nervc-meta-ssim": {"init": "default", "tune": "ssim"}}
+                                             "nervc-meta-ssim": {"init": "default", "tune": "ssim"},
+                                             "nervc-meta-adam": {"init": "default", "meta_lr": False}}
 NERVC_INITS: dict[str, str] = {name: v["init"] for name, v in NERVC_VARIANTS.items()}
 ALL_CODECS: list[str] = [*TRADITIONAL, *NERVC_INITS]
+# What `nervc bench` runs when --codecs is not given: the baselines and nervc with the shipped and
+# a random init; the other variants (another tune, plain Adam) are studies, asked for by name.
+DEFAULT_CODECS: list[str] = [*TRADITIONAL, "nervc-meta", "nervc-random"]
 
 
 def nervc_available() -> bool:
@@ -431,7 +440,7 @@ def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
             raise ValueError(f"{name}: point {point!r} is not qN")
         v = NERVC_VARIANTS[name]
         return Nervc(int(point[1:]), init=variant_init(name, init), steps=steps, seed=seed, tune=v.get("tune"),
-                     name=name)
+                     name=name, meta_lr=v.get("meta_lr", True))
     raise KeyError(f"unknown codec {name!r}; known: {', '.join(ALL_CODECS)}")
 
 

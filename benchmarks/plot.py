@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from benchmarks.results import (AVERAGE, METRICS, ResultsError, average_curves,  # noqa: E402
                                 codec_order, curves, load_records)
 
-STYLE = {"nervc-meta": ("tab:red", "o"), "nervc-meta-ssim": ("tab:brown", "P"), "nervc-random": ("tab:orange", "s"),
+STYLE = {"nervc-meta": ("tab:red", "o"), "nervc-meta-ssim": ("tab:brown", "P"), "nervc-meta-adam": ("tab:pink", "v"), "nervc-random": ("tab:orange", "s"),
          "x264": ("tab:blue", "^"), "x265": ("tab:green", "v"), "svtav1": ("tab:purple", "D")}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 # Plot and table order: nervc first, then the anchors.
-CODEC_ORDER = ["nervc-meta", "nervc-meta-ssim", "nervc-random", "x264", "x265", "svtav1"]
+CODEC_ORDER = ["nervc-meta", "nervc-meta-ssim", "nervc-meta-adam", "nervc-random", "x264", "x265", "svtav1"]
 METRICS = {"psnr_rgb": "RGB PSNR (dB)", "psnr_yuv": "YUV 6:1:1 PSNR (dB)",
            "psnr_y": "Y PSNR (dB)", "ms_ssim": "MS-SSIM (RGB)"}
 AVERAGE = "average"

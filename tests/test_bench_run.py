@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import bench, codecs
@@ -88,6 +89,32 @@ def test_nervc_variants_carry_their_tune_in_the_options():
     assert codecs.make("nervc-random", "q3").options["init"] == "random"
     assert codecs.ladder("nervc-meta-ssim") == codecs.ladder("nervc-meta")
     assert codecs.version("nervc-meta-ssim") == codecs.version("nervc-meta")
+
+
+def test_the_plain_adam_variant_turns_the_step_sizes_off_and_says_so():
+    """nervc-meta-adam (--no-meta-lr) records meta_lr False, so they are never reused for
+    nervc-meta's; nervc-meta's options keep their old form (no key), so its records stay valid."""
+    meta, adam = codecs.make("nervc-meta", "q5"), codecs.make("nervc-meta-adam", "q5")
+    assert "meta_lr" not in meta.options and adam.options["meta_lr"] is False
+    assert (meta.meta_lr, adam.meta_lr) == (True, False)
+    assert adam.options != meta.options and codecs.ladder("nervc-meta-adam") == codecs.ladder("nervc-meta")
+    with pytest.raises(ValueError, match="step sizes"):
+        codecs.Nervc.encode_group([meta, adam], None, None)
+
+
+def test_the_plain_adam_variant_encodes_without_the_step_sizes(monkeypatch):
+    """What encode_group hands the encoder: meta_lr False for nervc-meta-adam only."""
+    import codec
+    seen = []
+
+    def fake(video, outs, **kw):
+        seen.append(kw["meta_lr"])
+        raise RuntimeError("stop")
+    monkeypatch.setattr(codec, "encode_ladder", fake)
+    for name in ("nervc-meta", "nervc-meta-adam"):
+        with pytest.raises(RuntimeError, match="stop"):
+            codecs.Nervc.encode_group([codecs.make(name, "q3")], np.zeros((1, 16, 16, 3), np.uint8), 25)
+    assert seen == [True, False]
 
 
 def test_a_candidate_init_is_benchmarked_under_its_own_id(tmp_path, capsys):
