@@ -13,6 +13,7 @@ plumbing as they were run; new ones use this module.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import tempfile
 import time
@@ -27,7 +28,7 @@ from benchmarks.bdrate import bd_psnr, bd_rate
 from benchmarks.metrics import ms_ssim
 from codec.decoder import decode
 from codec.encoder import encode_ladder, frame_mse, psnr_of_mse
-from metanerv.model import downscale_frames
+from metanerv.model import downscale_frames, frame_times
 from nervcore.video_io import Video, read_video
 
 # The train clips the trials use: bench-like sizes after box reduction (name, frames, reduce).
@@ -49,6 +50,21 @@ def load_clip(path: str | Path, frames: int, reduce: int = 1) -> Video:
 
 def machine() -> str:
     return f"{platform.node()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def gop_psnr(model: torch.nn.Module, frames: torch.Tensor, weights: dict[str, torch.Tensor],
+             batch: int = 8) -> float:
+    """PSNR of a whole GOP (``frames``, [n, 3, H, W] in [0, 1], at the coded size) drawn by
+    ``model`` with ``weights`` (e.g. base + quantized residuals: what the decoder would get),
+    frame batches of ``batch``; for trials that look inside a fit."""
+    from torch.func import functional_call
+    n, mse = frames.shape[0], []
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            idx = torch.arange(i, min(n, i + batch))
+            pred = functional_call(model, weights, (frame_times(idx, n),))
+            mse.append((pred.clamp(0, 1) - frames[idx]).square().mean(dim=(1, 2, 3)))
+    return -10 * math.log10(float(torch.cat(mse).mean()))
 
 
 def measure_ladder(video: Video, qualities: Iterable[int], **encode_kw: Any) -> list[dict[str, Any]]:

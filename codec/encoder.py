@@ -145,6 +145,11 @@ def rate_prior(bpp: float) -> float:
     return min(max((RATE_PRIOR_C / bpp) ** (1.0 / RATE_SLOPE), 1e-4), 1e4)
 
 
+def settings_tune(settings: dict[int, FitSettings]) -> str:
+    """The distortion every rung of ``settings`` fits (one per encode): a step's cost depends on it."""
+    return next(iter(settings.values())).distortion
+
+
 @dataclass
 class GopPlan:
     """What every GOP of one encode shares. Plain data (numbers, numpy arrays, dataclasses of
@@ -186,8 +191,7 @@ class GopPlan:
 
     @property
     def tune(self) -> str:
-        """The distortion every rung fits (one per encode): a step's cost depends on it."""
-        return next(iter(self.settings.values())).distortion
+        return settings_tune(self.settings)
 
     def gop_steps(self, frames: int) -> int:
         """Fitting steps one rung of a GOP of ``frames`` frames runs."""
@@ -626,7 +630,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     if scale == "auto":  # one visit target for every rung here (encode_ladder split the others)
         coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
                                            visits=auto_visits(min(settings)),
-                                           tune=next(iter(settings.values())).distortion)
+                                           tune=settings_tune(settings))
     elif isinstance(scale, tuple):  # resolved by _coded_size_groups
         coded_w, coded_h = scale
     else:

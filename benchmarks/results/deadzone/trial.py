@@ -12,30 +12,18 @@ per (fit, theta). The file written is the encoder's own (theta = 0).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
 import torch
-from torch.func import functional_call
 
 import codec.encoder as encoder
+from benchmarks.trials import gop_psnr
 from codec.cli import main
-from metanerv.model import frame_times
 
 THETAS = [float(t) for t in os.environ.get("THETAS", "0,0.05,0.1,0.15,0.2,0.3").split(",")]
 _run_fit, _finish_fit = encoder.run_fit, encoder.finish_fit
 _last: dict[int, tuple] = {}
-
-
-def _gop_psnr(model, frames, weights) -> float:
-    n, mse = frames.shape[0], []
-    with torch.no_grad():
-        for i in range(0, n, 8):
-            idx = torch.arange(i, min(n, i + 8))
-            pred = functional_call(model, weights, (frame_times(idx, n),))
-            mse.append((pred.clamp(0, 1) - frames[idx]).square().mean(dim=(1, 2, 3)))
-    return -10 * math.log10(float(torch.cat(mse).mean()))
 
 
 def observed_run_fit(model, frames, base, state, s, until, pixels, *args, **kw):
@@ -55,7 +43,7 @@ def observed_finish_fit(state):
         q = rate.unflatten(lv * steps)
         w = {k: (base[k].cpu() + q[k] if base is not None else q[k]) for k in rate.names}
         print(json.dumps({"lam": state.lam, "theta": theta, "bits": round(bits), "bpp": bits / pixels,
-                          "gop_psnr": round(_gop_psnr(model, frames, w), 4),
+                          "gop_psnr": round(gop_psnr(model, frames, w), 4),
                           "nonzero": int((lv != 0).sum())}), flush=True)
     return _finish_fit(state)
 

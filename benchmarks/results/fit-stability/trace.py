@@ -15,13 +15,10 @@ import math
 import os
 import sys
 
-import torch
-from torch.func import functional_call
-
 import codec.encoder as encoder
 import codec.finetune as finetune
+from benchmarks.trials import gop_psnr
 from codec.cli import main
-from metanerv.model import frame_times
 
 CHUNK = int(os.environ.get("CHUNK", 50))
 if "BETA2" in os.environ:
@@ -35,13 +32,7 @@ def _gop_psnr(model, frames, base, state) -> float:
     rate = state.rate
     q, _ = rate.quantize_flat(state.resid.detach())
     w = rate.unflatten(rate.flatten({k: base[k] for k in rate.names}) + q if base is not None else q)
-    n, mse = frames.shape[0], []
-    with torch.no_grad():
-        for i in range(0, n, 8):
-            idx = torch.arange(i, min(n, i + 8))
-            pred = functional_call(model, w, (frame_times(idx, n),))
-            mse.append((pred.clamp(0, 1) - frames[idx]).square().mean(dim=(1, 2, 3)))
-    return -10 * math.log10(float(torch.cat(mse).mean()))
+    return gop_psnr(model, frames, w)
 
 
 def traced(model, frames, base, state, s, until, pixels, progress=True, desc="fit", stats_every=10):

@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bdrate import bd_psnr, bd_rate
+from benchmarks.results import curves as run_curves
 from benchmarks.results import load_records
 
 RESULTS = Path(__file__).resolve().parents[1]
 
 
 def curves(run: str, codec: str) -> dict[str, tuple[list[float], list[float]]]:
-    out: dict[str, list] = {}
-    for r in load_records(RESULTS / run):
-        if r["codec"] == codec:
-            out.setdefault(r["clip"], []).append((r["bpp"], r["psnr_rgb"]))
-    return {c: tuple(map(list, zip(*sorted(set(v))))) for c, v in out.items()}
+    """{clip: (bpps, PSNRs)} of ``codec`` in the run ``run`` (benchmarks.results.curves)."""
+    return {clip: ([r["bpp"] for r in by[codec]], [r["psnr_rgb"] for r in by[codec]])
+            for clip, by in run_curves(load_records(RESULTS / run)).items() if codec in by}
 
 
 anchor = curves("v4-guard", "nervc-meta")
