@@ -104,7 +104,8 @@ OVERHEAD_S_PER_MP = 0.4  # coding, writing and the verification decode, per MP o
 # VM, beside a meta-training run): psnr / balanced = 0.75 (176x144), 0.76 (352x288), 0.82
 # (208x128, a coded size); ssim / balanced 0.97-1.04. End to end (the bundled demo at `medium`,
 # coded 110x90, where the fixed cost weighs more) a psnr step took ~0.87 of a balanced one:
-# 0.85 keeps a psnr encode within ~3 % of a balanced one's CPU time, with 1/0.85 the steps.
+# 0.85 keeps a psnr encode within ~3 % of a balanced one's CPU time, with 1/0.85 the steps
+# (benchmarks/results/tune-cost/step_cost.py).
 TUNE_STEP_COST: dict[str, float] = {"balanced": 1.0, "ssim": 1.0, "psnr": 0.85}
 COST_TUNE = "balanced"  # the tune the presets are priced at unless told (the encoder's default)
 MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one step unless one
