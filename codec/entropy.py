@@ -39,6 +39,21 @@ class LaplaceModel:
         return 2 * self.K + 1
 
 
+def _half_counts(Rs: np.ndarray, K: int) -> np.ndarray:
+    """Integer frequencies of ``|k| = 0..K`` for every ``R`` in ``Rs`` (rows), as SPEC.md defines
+    them: the recurrence of :func:`laplace_counts` run on a vector of ``R`` at once (every
+    product stays below 2^49, exact in int64)."""
+    R = np.asarray(Rs, dtype=np.int64)
+    T = (R * R) >> 16
+    f = np.empty((R.size, K + 1), dtype=np.int64)
+    f[:, 0] = (R_ONE - R) << 16
+    if K >= 1:
+        f[:, 1] = (R * (R_ONE - T)) >> 1
+        for m in range(2, K + 1):
+            f[:, m] = (f[:, m - 1] * T) >> 16
+    return np.maximum(f >> 8, 1)
+
+
 def laplace_counts(R: int, K: int) -> np.ndarray:
     """Integer frequencies of levels ``-K..K`` (index ``k + K``), as SPEC.md defines them.
 
@@ -49,13 +64,7 @@ def laplace_counts(R: int, K: int) -> np.ndarray:
     """
     if not (0 <= R < R_ONE and 0 <= K <= MAX_LEVEL):
         raise EntropyError(f"entropy model R={R}, K={K} out of range")
-    T = (R * R) >> 16
-    f = [(R_ONE - R) << 16]
-    if K >= 1:
-        f.append((R * (R_ONE - T)) >> 1)
-        for _ in range(K - 1):
-            f.append((f[-1] * T) >> 16)
-    half = np.maximum(np.array([v >> 8 for v in f], dtype=np.int64), 1)
+    half = _half_counts(np.array([R]), K)[0]
     return np.concatenate([half[:0:-1], half]).astype(np.uint32)
 
 
@@ -74,11 +83,38 @@ def model_bits(levels: np.ndarray, model: LaplaceModel) -> float:
     return float(-(hist * logp).sum())
 
 
+def table_bits(abs_hist: np.ndarray, Rs: np.ndarray) -> np.ndarray:
+    """Ideal code length (bits) of levels whose magnitudes have histogram ``abs_hist``
+    (``abs_hist[m]`` = levels with ``|k| = m``, ``K = len - 1``) under the integer table of each
+    ``R`` in ``Rs``: :func:`model_bits` for many parameters at once (the table is symmetric)."""
+    h = np.asarray(abs_hist, dtype=np.float64)
+    K, n = h.size - 1, float(h.sum())
+    Rs = np.asarray(Rs, dtype=np.int64)
+    out = np.empty(Rs.size, dtype=np.float64)
+    chunk = max(1, (1 << 22) // (K + 1))  # bounds the work array at 4M entries
+    for i in range(0, Rs.size, chunk):
+        half = _half_counts(Rs[i:i + chunk], K).astype(np.float64)
+        total = half[:, 0] + 2.0 * half[:, 1:].sum(axis=1)
+        out[i:i + chunk] = n * np.log2(total) - (np.log2(half) * h[None, :]).sum(axis=1)
+    return out
+
+
+# The parameters fit_laplace scans first: log-spaced over the whole u16 range (sparse tensors,
+# whose best R is a few units: a sqrt-spaced grid that started at 2896 cost the sparse
+# tensors of the low rungs up to 10x their entropy, 2026-11-29) and sqrt-spaced (dense near 1,
+# where wide tensors' scales sit).
+_R_COARSE = np.unique(np.concatenate([
+    np.round(np.logspace(0.0, np.log10(R_ONE - 1), 257)),
+    np.round(np.linspace(0.0, 1.0, 513)[1:-1] ** 0.5 * R_ONE)]).clip(1, R_ONE - 1)).astype(np.int64)
+_SCAN_ENTRIES = 1 << 22  # work bound of each refinement scan (candidates x table length)
+
+
 def fit_laplace(levels: np.ndarray) -> LaplaceModel:
     """The model (``K`` = max |level|, best ``R``) that codes ``levels`` in the fewest bits.
 
-    A coarse scan of ``R`` on the closed-form (float) cost, then the exact integer-table cost
-    around the best candidate; the encoder alone runs this, the decoder reads ``R``.
+    The exact integer-table cost (:func:`table_bits`) on a coarse grid over every ``R`` the
+    format can send, then on every integer between the best one's neighbours (a stride when the
+    table is long, then its neighbourhood); the encoder alone runs this, the decoder reads ``R``.
     """
     a = np.abs(np.asarray(levels, np.int64).ravel())
     K = int(a.max()) if a.size else 0
@@ -86,22 +122,19 @@ def fit_laplace(levels: np.ndarray) -> LaplaceModel:
         raise EntropyError(f"level {K} exceeds the format's limit of {MAX_LEVEL}")
     if K == 0:
         return LaplaceModel(0, 0)
-    hist = np.bincount(a, minlength=K + 1).astype(np.float64)
-    n0, n_nz = hist[0], hist[1:].sum()
-    sum_m1 = float((hist[1:] * (np.arange(1, K + 1) - 1)).sum())
-
-    def approx(r: np.ndarray) -> np.ndarray:  # ideal Laplace bits, ignoring the floor of 1
-        t = r * r
-        return -(n0 * np.log2(1 - r) + n_nz * np.log2(0.5 * r * (1 - t)) + sum_m1 * np.log2(t))
-
-    grid = np.unique(np.clip(np.round(np.linspace(0.0, 1.0, 513)[1:-1] ** 0.5 * R_ONE), 1, R_ONE - 1))
-    best = int(grid[int(np.argmin(approx(grid / R_ONE)))])
-    cands = range(max(1, best - 256), min(R_ONE - 1, best + 256) + 1, 16)
-    signed = np.asarray(levels, np.int64).ravel()
-    best = min(cands, key=lambda R: model_bits(signed, LaplaceModel(K, R)))
-    fine = range(max(1, best - 15), min(R_ONE - 1, best + 15) + 1)
-    best = min(fine, key=lambda R: model_bits(signed, LaplaceModel(K, R)))
-    return LaplaceModel(K, int(best))
+    hist = np.bincount(a, minlength=K + 1)
+    cands = _R_COARSE
+    while True:
+        bits = table_bits(hist, cands)
+        i = int(np.argmin(bits))
+        lo, hi = int(cands[max(i - 1, 0)]), int(cands[min(i + 1, cands.size - 1)])
+        if hi - lo <= 2:
+            return LaplaceModel(K, int(cands[i]))
+        stride = max(1, -(-(hi - lo + 1) * (K + 1) // _SCAN_ENTRIES))
+        cands = np.arange(lo, hi + 1, stride, dtype=np.int64)
+        if stride == 1:
+            bits = table_bits(hist, cands)
+            return LaplaceModel(K, int(cands[int(np.argmin(bits))]))
 
 
 def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel]) -> np.ndarray:
