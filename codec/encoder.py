@@ -44,7 +44,8 @@ from codec.presets import DEFAULT_PRESET, auto_coded_size, auto_visits, check_pr
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
-from metanerv.model import NeRVConfig, build_model, downscale_frames, grid_size_for, init_state_for, pad_to_stride
+from metanerv.model import (NeRVConfig, build_model, downscale_frames, grid_size_for, init_state_for, pad_to_stride,
+                            prefilter_frames)
 
 
 @dataclass
@@ -130,6 +131,9 @@ def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
 # carphone (29,815 B 19.16 dB vs 5,469 B 21.07 dB; benchmarks/results/ladder-short/);
 # at rd-v2's 300 steps (decay 120) the shared ladder is the published curve.
 MIN_SHARED_DECAY_STEPS = 100
+# What a GOP coded at a smaller size is fitted to: "area" (the source box-averaged) or "prefilter"
+# (the frame whose bicubic resize back to the source is closest to it: metanerv.model.prefilter_frames).
+CODED_TARGET = "area"
 META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
 # --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
@@ -257,7 +261,8 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     first_s = next(iter(settings.values()))
     seed = first_s.seed + gi
     pixels = chunk.shape[0] * plan.coded_width * plan.coded_height  # the fit's rate is per coded pixel
-    target = pad_to_stride(downscale_frames(frames_to_tensor(chunk), *plan.coded_hw),
+    reduce = prefilter_frames if CODED_TARGET == "prefilter" else downscale_frames
+    target = pad_to_stride(reduce(frames_to_tensor(chunk), *plan.coded_hw),
                            plan.config.total_stride).to(dev)
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
     base_cpu = plan.base_tensors()
