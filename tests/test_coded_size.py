@@ -144,6 +144,41 @@ def test_upscale_is_pytorchs_bicubic_and_the_reference_decoders(src, dst):
     assert float(np.abs(got.permute(0, 2, 3, 1).numpy() - ref).max()) < 1e-5
 
 
+@pytest.mark.parametrize("src,dst", [((144, 176), (90, 110)), ((288, 352), (131, 160)), ((37, 45), (19, 23))])
+def test_prefilter_is_the_coded_frame_whose_resize_is_closest_to_the_source(src, dst):
+    """What the encoder fits at a smaller coded size: resizing it back (the decoder's resize)
+    lands closer to the source than the area average does, and no nudge of it lands closer
+    still (least squares; the source is kept inside (0, 1) so the clamp does not bind)."""
+    import torch
+
+    from metanerv.model import downscale_frames, prefilter_frames, upscale_frames
+    g = torch.Generator().manual_seed(1)
+    x = 0.25 + 0.5 * torch.rand(1, 3, *src, generator=g)
+    x = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)  # some smoothness
+    y = prefilter_frames(x, *dst)
+    assert y.shape == (1, 3, *dst) and float(y.min()) >= 0 and float(y.max()) <= 1
+
+    def err(c: torch.Tensor) -> float:
+        return float((upscale_frames(c.clone(), *src) - x).square().sum())
+    best = err(y)
+    assert best < 0.8 * err(downscale_frames(x, *dst))
+    for _ in range(5):
+        assert err(y + 1e-3 * torch.randn(y.shape, generator=g)) > best
+
+
+def test_the_encoder_fits_halfway_between_the_area_average_and_the_prefilter(monkeypatch):
+    import torch
+
+    import codec.encoder as enc
+    from metanerv.model import downscale_frames, prefilter_frames
+    x = torch.rand(2, 3, 36, 44, generator=torch.Generator().manual_seed(2))
+    area, pre = downscale_frames(x, 18, 22), prefilter_frames(x, 18, 22)
+    assert torch.allclose(enc.coded_target(x, 18, 22), 0.5 * (area + pre), atol=1e-6)
+    assert enc.coded_target(x, 36, 44) is x  # the source's own size: the source
+    monkeypatch.setattr(enc, "PREFILTER_SHARE", 0.0)
+    assert torch.equal(enc.coded_target(x, 18, 22), area)
+
+
 def test_info_names_the_version_and_the_coded_size(tmp_path, capsys, one_thread):
     out = tmp_path / "i.nerv"
     encode(_clip(2), out, steps=2, scale=2, progress=False)
