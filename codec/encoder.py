@@ -145,6 +145,8 @@ def coded_target(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if PREFILTER_SHARE == 0.0 or tuple(frames.shape[-2:]) == (height, width):
         return area
     return area.lerp_(prefilter_frames(frames, height, width), PREFILTER_SHARE)
+
+
 META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
 # --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
