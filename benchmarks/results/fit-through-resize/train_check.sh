@@ -6,7 +6,7 @@ T=../shared/data/train
 export OMP_NUM_THREADS=1 PYTHONPATH=.
 for V in ${@:-halfway through}; do
   ( for spec in "chaplin.mp4 30 2" "cup.mp4 30 2" "vtest.avi 30 2" "bedroom.mp4 30 2" "box.mp4 16 1"; do
-      python $D/points.py $T/${spec%% *} $(echo $spec | cut -d' ' -f2) $(echo $spec | cut -d' ' -f3) $V $D/train_points.jsonl
+      python $D/points.py $T/${spec%% *} $(echo $spec | cut -d' ' -f2) $(echo $spec | cut -d' ' -f3) $V ${OUT:-$D/train_points.jsonl}
     done ) &
 done
 wait
