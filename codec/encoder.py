@@ -345,18 +345,18 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
         return st, float(st.rate.coded_bits(st.rate.levels_flat(st.resid)))
 
     first, bits0 = decay(lam0, last=False)
-    chosen, lam = first, lam0
+    chosen, lam, bits = first, lam0, bits0
     if goal > 0 and miss(bits0) > math.log1p(RATE_TOLERANCE):
         lam1 = lam0 * (max(bits0, 1.0) / goal) ** (1.0 / RATE_SLOPE)
         lam1 = min(max(lam1, lam0 / 64), lam0 * 64)
         second, bits1 = decay(lam1, last=True)
         if miss(bits1) < miss(bits0):
-            chosen, lam = second, lam1
+            chosen, lam, bits = second, lam1, bits1
     # Only ever coarsen: finer steps than the fit's turn the residuals it parked inside the zero
     # bin (free under the rate term, never meant to be coded) into noise. carphone, 120 frames,
     # --bpp 0.008: refined onto the target 2,975 B at 17.13 dB; the branch as fitted 1,397 B at
     # 21.41 dB (benchmarks/README.md "Rate control").
-    if float(chosen.rate.coded_bits(chosen.rate.levels_flat(chosen.resid))) <= goal:
+    if bits <= goal:
         return finish_fit(chosen), lam, chosen.rollbacks
     return finish_fit_at_rate(chosen, max(goal, 0.0)), lam, chosen.rollbacks
 

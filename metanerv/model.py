@@ -308,6 +308,21 @@ def cubic_resize_matrix(n: int, m: int) -> Tensor:
     return torch.from_numpy(mat.astype(np.float32))
 
 
+def _resize_separable(frames: Tensor, height: int, width: int, matrix) -> Tensor:
+    """``frames`` ``[N, 3, h, w]`` at ``height x width`` by two matrix products (width, then
+    height), ``matrix(n, m)`` taking an axis of n samples to m; clamped to [0, 1]; the same
+    tensor when the sizes already agree."""
+    h, w = frames.shape[-2:]
+    if (h, w) == (height, width):
+        return frames
+    y = frames
+    if w != width:
+        y = y @ matrix(int(w), int(width)).to(y).t()
+    if h != height:
+        y = matrix(int(h), int(height)).to(y) @ y
+    return y.clamp_(0.0, 1.0)
+
+
 def upscale_frames(frames: Tensor, height: int, width: int) -> Tensor:
     """Coded frames ``[N, 3, h, w]`` in [0, 1] at the output size ``height x width`` (SPEC.md
     "Output size"): bicubic (Keys, a = -0.75), align_corners=False, edge samples repeated,
@@ -317,25 +332,18 @@ def upscale_frames(frames: Tensor, height: int, width: int) -> Tensor:
     the same values to ~1e-5 but took 7x as long on a CPU (10.7 against 1.4 ms for a CIF frame
     from 160x131, one thread), which made a coded-size stream decode no faster than a full-size one.
     """
-    h, w = frames.shape[-2:]
-    if (h, w) == (height, width):
-        return frames
-    y = frames
-    if w != width:
-        y = y @ cubic_resize_matrix(int(w), int(width)).to(y).t()
-    if h != height:
-        y = cubic_resize_matrix(int(h), int(height)).to(y) @ y
-    return y.clamp_(0.0, 1.0)
+    return _resize_separable(frames, height, width, cubic_resize_matrix)
 
 
 @functools.lru_cache(maxsize=64)
-def prefilter_matrix(m: int, n: int) -> Tensor:
-    """``[n, m]`` float32: the least-squares inverse of :func:`cubic_resize_matrix` ``(n, m)``,
-    so that resizing ``P x`` back to ``m`` samples is the closest it can be to ``x``.
+def prefilter_matrix(n: int, m: int) -> Tensor:
+    """``[m, n]`` float32: an axis of n source samples reduced to m, the least-squares inverse of
+    :func:`cubic_resize_matrix` ``(m, n)``, so that resizing ``P x`` back to n samples is the
+    closest it can be to ``x``.
 
     The normal equations ``(U^T U) P = U^T`` in float64 (``U`` widens, so ``U^T U`` is
     invertible): the pseudo-inverse to 1e-15, 4x faster (1 s for 3840 -> 1920, once per size)."""
-    u = cubic_resize_matrix(n, m).double()
+    u = cubic_resize_matrix(m, n).double()
     return torch.linalg.solve(u.t() @ u, u.t()).float()
 
 
@@ -344,17 +352,10 @@ def prefilter_frames(frames: Tensor, height: int, width: int) -> Tensor:
     decoder's resize back (:func:`upscale_frames`) is as close to them as any coded frame of that
     size can be (least squares per axis, which is the least squares of the whole frame since the
     resize is separable; clamped to [0, 1]). The encoder fits halfway between this and the area
-    average when it codes a smaller size (``codec.encoder.coded_target``). Area averaging followed by that resize kept 29.3 dB of carphone at 110x90
-    and 29.2 dB of foreman at 160x131; this target keeps 32.3 and 31.7 dB."""
-    h, w = frames.shape[-2:]
-    if (h, w) == (height, width):
-        return frames
-    y = frames
-    if w != width:
-        y = y @ prefilter_matrix(int(w), int(width)).to(y).t()
-    if h != height:
-        y = prefilter_matrix(int(h), int(height)).to(y) @ y
-    return y.clamp_(0.0, 1.0)
+    average when it codes a smaller size (``codec.encoder.coded_target``). Area averaging
+    followed by that resize kept 29.3 dB of carphone at 110x90 and 29.2 dB of foreman at
+    160x131; this target keeps 32.3 and 31.7 dB."""
+    return _resize_separable(frames, height, width, prefilter_matrix)
 
 
 def downscale_frames(frames: Tensor, height: int, width: int) -> Tensor:

@@ -11,13 +11,25 @@ records' encode times show what the larger loss costs. Variant names: ``through`
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import codec.encoder
 import codec.finetune
 from benchmarks.trials import run_point
+from metanerv.losses import MSE_PRICE
 from metanerv.model import cubic_resize_matrix
 
-SIZES: dict[str, tuple[int, int]] = {}  # coded (h, w) and full (H, W) of the GOP being fitted
+SIZES: dict = {}  # coded (h, w) and full (H, W) of the GOP being fitted; mse-through: its frames
+
+
+def resized(pred, coded: tuple[int, int], full: tuple[int, int]):
+    """The network's frames cropped to the coded size and resized as the decoder resizes them
+    (no clamp inside the loss)."""
+    (h, w), (H, W) = coded, full
+    y = pred[..., :h, :w]
+    if (h, w) != (H, W):
+        y = cubic_resize_matrix(h, H).to(y) @ (y @ cubic_resize_matrix(w, W).to(y).t())
+    return y
 
 
 def patch() -> None:
@@ -28,11 +40,8 @@ def patch() -> None:
     base = codec.finetune.FitState.distortion
 
     def through(self, pred, target, s):
-        (h, w), (H, W) = SIZES["coded"], SIZES["full"]
-        y = pred[..., :h, :w]
-        if (h, w) != (H, W):
-            y = cubic_resize_matrix(h, H).to(y) @ (y @ cubic_resize_matrix(w, W).to(y).t())
-        return base(self, y, target[..., :H, :W], s)
+        H, W = SIZES["full"]
+        return base(self, resized(pred, SIZES["coded"], SIZES["full"]), target[..., :H, :W], s)
 
     codec.encoder.coded_target = full_target
     codec.finetune.FitState.distortion = through
@@ -42,9 +51,6 @@ def patch_mse() -> None:
     """``mse-through``: only the log-MSE half of the balanced loss through the resize, against the
     full-size frame; the L1 + SSIM half stays on the encoder's coded-size target. The batch's
     frame indices are found from the coded targets' per-frame sums (a trial's shortcut)."""
-    import torch
-
-    from metanerv.losses import MSE_PRICE
     halfway = codec.encoder.coded_target
 
     def keep_full(frames, height, width):
@@ -56,14 +62,11 @@ def patch_mse() -> None:
     base = codec.finetune.FitState.distortion
 
     def mixed(self, pred, target, s):
-        from dataclasses import replace
-        (h, w), (H, W) = SIZES["coded"], SIZES["full"]
+        h, w = SIZES["coded"]
         l1_ssim = base(self, pred, target, replace(s, distortion="ssim"))
         keys = target[..., :h, :w].sum(dim=(1, 2, 3))
         idx = (keys[:, None] - SIZES["keys"][None, :]).abs().argmin(dim=1)
-        y = pred[..., :h, :w]
-        if (h, w) != (H, W):
-            y = cubic_resize_matrix(h, H).to(y) @ (y @ cubic_resize_matrix(w, W).to(y).t())
+        y = resized(pred, SIZES["coded"], SIZES["full"])
         mse = (y - SIZES["frames"][idx].to(y)).square().mean()
         now = mse.detach().clamp_min(1e-12)
         self.mse_mean = now if self.mse_mean is None else self.mse_mean.mul(0.95).add_(now, alpha=0.05)
@@ -71,7 +74,6 @@ def patch_mse() -> None:
 
     codec.encoder.coded_target = keep_full
     codec.finetune.FitState.distortion = mixed
-    del torch
 
 
 def main(argv: list[str]) -> int:
