@@ -18,6 +18,7 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -204,9 +205,15 @@ def encode_tensor(t: TensorRecord) -> bytes:
 
 def gop_overhead_bytes(num_tensors: int) -> int:
     """The most bytes a GOP section of ``num_tensors`` tensors holds besides its ANS words
-    (section header, word count, tensor records with the longest K): what an encoder aiming
-    at a file size budgets before the levels."""
-    return struct.calcsize("<BII") + 4 + num_tensors * (2 + len(_varint(MAX_LEVEL)) + 2)
+    (section header, word count, tensor records with the longest K)."""
+    return section_overhead_bytes([MAX_LEVEL] * num_tensors)
+
+
+def section_overhead_bytes(largest_levels: Iterable[int]) -> int:
+    """The bytes a GOP section holds besides its ANS words when its tensors' largest ``|level|``
+    are ``largest_levels`` (section header, word count, one record per tensor: step, K, and R
+    when K > 0): what an encoder aiming at a file size spends before the levels."""
+    return struct.calcsize("<BII") + 4 + sum(2 + len(_varint(int(k))) + (2 if k else 0) for k in largest_levels)
 
 
 def encode_gop(g: GopRecord) -> bytes:

@@ -32,7 +32,8 @@ import torch
 from tqdm import tqdm
 
 from bitstreams import BitstreamError, BitstreamReader, BitstreamWriter, GopRecord, Header, TensorRecord
-from bitstreams.format import MAX_DIM, decode_header, encode_gop, encode_header, gop_overhead_bytes, param_shapes
+from bitstreams.format import (MAX_DIM, decode_header, encode_gop, encode_header, param_shapes,
+                               section_overhead_bytes)
 from codec.decoder import DECODE_BATCH, gop_model, gop_weights, pick_device, render
 from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (DEFAULT_TUNE, DISTORTIONS, CodedGop, FitSettings, FitState, branch, decay_start,
@@ -44,8 +45,8 @@ from codec.presets import DEFAULT_PRESET, auto_coded_size, auto_visits, check_pr
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
-from metanerv.model import (NeRVConfig, build_model, downscale_frames, grid_size_for, init_state_for, pad_to_stride,
-                            prefilter_frames)
+from metanerv.model import (NeRVConfig, build_model, decode_param_names, downscale_frames, grid_size_for, init_state_for,
+                            pad_to_stride, prefilter_frames)
 
 
 @dataclass
@@ -149,17 +150,34 @@ def coded_target(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
-# --bpp's search (fit_to_rate): the rate a fixed lam reaches at the default preset is about
-# RATE_PRIOR_C * lam ** -RATE_SLOPE bits per pixel (train/ clips vt2people and whisper, -q 2..6;
-# the constant varies ~3x from clip to clip, the slope less).
-RATE_PRIOR_C = 0.4
-RATE_SLOPE = 0.85
-RATE_TOLERANCE = 0.1  # a first branch this close to the target is kept
+# --bpp's search (fit_to_rate): a fit at the default preset with a fixed lam spends about
+# RATE_PRIOR_C * lam ** -RATE_SLOPE bits of levels per coded pixel (single-rung `medium` encodes
+# of five train/ clips, -q 1..5: s.d. 0.15 in log; a static clip sits 4-7x below it, so the
+# branches correct it; benchmarks/results/rate-prior/).
+RATE_PRIOR_C = 0.034
+RATE_SLOPE = 0.92
+RATE_TOLERANCE = 0.1  # a branch this close to the target ends the search
+RATE_BRANCHES = 3  # decay branches the search may try from the one stable phase
+RATE_SLOPE_BOUNDS = (0.3, 2.0)  # a slope measured between two branches, clamped to these
 
 
-def rate_prior(bpp: float) -> float:
-    """The rate weight expected to land a fit at ``bpp`` bits per pixel."""
-    return min(max((RATE_PRIOR_C / bpp) ** (1.0 / RATE_SLOPE), 1e-4), 1e4)
+def rate_prior(levels_bpp: float) -> float:
+    """The rate weight expected to land a fit at ``levels_bpp`` bits of levels per coded pixel."""
+    return min(max((RATE_PRIOR_C / max(levels_bpp, 1e-9)) ** (1.0 / RATE_SLOPE), 1e-4), 1e4)
+
+
+def next_rate_weight(tried: list[tuple[float, float]], goal: float) -> float:
+    """The rate weight for the next branch of ``fit_to_rate`` from the ``(lam, bits)`` tried so
+    far: along the prior's slope from one point, along the slope the last two measured (the
+    secant in log-log, clamped to ``RATE_SLOPE_BOUNDS``) from more."""
+    lam, bits = tried[-1]
+    slope = RATE_SLOPE
+    if len(tried) > 1:
+        (la, ba), (lb, bb) = tried[-2], tried[-1]
+        if la != lb and ba > 0 and bb > 0 and ba != bb:
+            slope = -math.log(bb / ba) / math.log(lb / la)
+            slope = min(max(slope, RATE_SLOPE_BOUNDS[0]), RATE_SLOPE_BOUNDS[1])
+    return lam * (max(bits, 1.0) / max(goal, 1.0)) ** (1.0 / slope)
 
 
 def settings_tune(settings: dict[int, FitSettings]) -> str:
@@ -319,46 +337,52 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
     """``--bpp``: a search over the rate weight on one shared fit, then a step rescale.
 
     The stable phase runs at :func:`rate_prior`'s guess of the weight; a decay branch at the
-    guess measures its rate (levels at their best scales: the file's payload); if that misses
-    by more than ``RATE_TOLERANCE``, a second branch from the same stable state runs at the
-    weight the ladder's slope predicts. Whichever branch lands closer is then rescaled onto
-    the target (:func:`codec.finetune.finish_fit_at_rate`). Costs 1 to 1.4 fits.
+    guess measures its rate (levels at their best scales: the file's payload); while the
+    branches miss by more than ``RATE_TOLERANCE`` (at most ``RATE_BRANCHES``), another runs
+    from the same stable state at :func:`next_rate_weight`. The branch that lands closest is
+    kept; above the target its steps are coarsened onto it
+    (:func:`codec.finetune.finish_fit_at_rate`), below it is written as fitted. Costs 1 to 1.8
+    fits.
 
     Measured against the previous controller (dual ascent on log lam during the whole fit,
     which over-shot because a short fit's rate keeps falling after lam rises: carphone 32
     frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): benchmarks/README.md "Rate control".
     """
-    lam0 = rate_prior(s.target_bpp)
+    goal = (s.target_bpp - header_bpp) * pixels  # the GOP section's bits
+    levels_guess = goal - 8 * section_overhead_bytes([1] * len(decode_param_names(model))) - 32
+    lam0 = rate_prior(max(levels_guess, 1.0) / pixels)
     stable = replace(s, lam=lam0)
     state = start_fit(model, base, stable)
-    side = 8 * (gop_overhead_bytes(len(state.rate.names)) + 4)  # + the last ANS word's padding
-    goal = (s.target_bpp - header_bpp) * pixels - side  # the levels' bits
-
-    def miss(bits: float) -> float:  # |log| of the rate error
-        return abs(math.log(max(bits, 1.0) / goal))
     run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc)
 
-    def decay(lam: float, last: bool) -> tuple[FitState, float]:
-        st = state if last else branch(state)
+    def side(st: FitState) -> float:  # the section's bits besides the levels' (+ the last word's padding)
+        return 8.0 * section_overhead_bytes(st.rate.largest_levels(st.rate.levels_flat(st.resid))) + 32
+
+    def miss(bits: float) -> float:  # |log| of the rate error
+        return abs(math.log(max(bits, 1.0) / max(goal, 1.0)))
+
+    tried: list[tuple[float, float]] = []
+    best: tuple[FitState, float, float] | None = None
+    lam = lam0
+    for _ in range(RATE_BRANCHES):
+        st = branch(state)
         st.lam = lam
         run_fit(model, target, base, st, replace(s, lam=lam), s.steps, pixels, progress, f"{desc} lam={lam:.3g}")
-        return st, float(st.rate.coded_bits(st.rate.levels_flat(st.resid)))
-
-    first, bits0 = decay(lam0, last=False)
-    chosen, lam, bits = first, lam0, bits0
-    if goal > 0 and miss(bits0) > math.log1p(RATE_TOLERANCE):
-        lam1 = lam0 * (max(bits0, 1.0) / goal) ** (1.0 / RATE_SLOPE)
-        lam1 = min(max(lam1, lam0 / 64), lam0 * 64)
-        second, bits1 = decay(lam1, last=True)
-        if miss(bits1) < miss(bits0):
-            chosen, lam, bits = second, lam1, bits1
+        bits = float(st.rate.coded_bits(st.rate.levels_flat(st.resid))) + side(st)
+        tried.append((lam, bits))
+        if best is None or miss(bits) < miss(best[2]):
+            best = (st, lam, bits)
+        if goal <= 0 or miss(bits) <= math.log1p(RATE_TOLERANCE):
+            break
+        lam = min(max(next_rate_weight(tried, goal), lam0 / 64), lam0 * 64)
+    chosen, lam, bits = best
     # Only ever coarsen: finer steps than the fit's turn the residuals it parked inside the zero
     # bin (free under the rate term, never meant to be coded) into noise. carphone, 120 frames,
     # --bpp 0.008: refined onto the target 2,975 B at 17.13 dB; the branch as fitted 1,397 B at
     # 21.41 dB (benchmarks/README.md "Rate control").
     if bits <= goal:
         return finish_fit(chosen), lam, chosen.rollbacks
-    return finish_fit_at_rate(chosen, max(goal, 0.0)), lam, chosen.rollbacks
+    return finish_fit_at_rate(chosen, max(goal - side(chosen), 0.0)), lam, chosen.rollbacks
 
 
 def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarray:

@@ -133,6 +133,10 @@ class RateModel(torch.nn.Module):
     def step_value(self, name: str) -> float:
         return float(self.step(name).detach())
 
+    def largest_levels(self, levels: Tensor) -> list[int]:
+        """Per tensor its largest ``|level|`` (``K``: what its record in the file holds)."""
+        return [int(k) for k in self._level_stats(levels)[3].tolist()]
+
     def _level_stats(self, levels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Per tensor (float64): zero levels, non-zero levels, the sum of ``|k| - 1`` over the
         non-zero ones, and the largest ``|k|`` (``K``): all the code length of a zero-mean

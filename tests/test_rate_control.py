@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import codec
-from codec.encoder import rate_prior
+from bitstreams.format import GopRecord, TensorRecord, encode_gop, section_overhead_bytes
+from codec.encoder import RATE_SLOPE, next_rate_weight, rate_prior
 from codec.entropy import fit_laplace, model_bits
 from codec.finetune import FitSettings, finish_fit, finish_fit_at_rate, run_fit, start_fit
 from codec.rate import RateModel
@@ -65,6 +66,26 @@ def test_rescaled_steps_land_just_under_the_target(fitted, factor):
 def test_rate_prior_falls_with_the_rate():
     lams = [rate_prior(b) for b in (0.01, 0.05, 0.2, 1.0)]
     assert all(a > b for a, b in zip(lams, lams[1:]))
+
+
+def test_the_search_steps_along_the_slope_two_branches_measured():
+    """From two (lam, bits) points of a power law the next weight is the one that lands on the
+    goal, whatever the law's slope; from one, the prior's slope is all there is."""
+    for slope in (0.5, 0.9, 1.4):
+        law = lambda lam: 5e4 * lam ** -slope  # noqa: E731
+        tried = [(2.0, law(2.0)), (0.7, law(0.7))]
+        assert law(next_rate_weight(tried, 2e4)) == pytest.approx(2e4, rel=1e-9)
+    assert next_rate_weight([(1.0, 4e4)], 2e4) == pytest.approx(2.0 ** (1 / RATE_SLOPE))  # half the bits
+    flat = next_rate_weight([(1.0, 4e4), (2.0, 4e4 * 2 ** -5)], 2e4)  # a slope of 5 is clamped
+    assert flat == pytest.approx(2.0 * (4e4 * 2 ** -5 / 2e4) ** (1 / 2.0))
+
+
+@pytest.mark.parametrize("ks", [[0, 0, 0], [1, 0, 200, 5], [16383, 16384, 3]])
+def test_section_overhead_is_what_a_section_holds_besides_its_words(ks):
+    words = np.arange(7, dtype=np.uint32)
+    g = GopRecord(first_frame=0, num_frames=4, words=words,
+                  tensors=[TensorRecord(step=np.float16(0.01), K=k, R=100 if k else 0) for k in ks])
+    assert section_overhead_bytes(ks) == len(encode_gop(g)) - 4 * len(words)
 
 
 @pytest.fixture(scope="module")
