@@ -203,12 +203,6 @@ def encode_tensor(t: TensorRecord) -> bytes:
     return out
 
 
-def gop_overhead_bytes(num_tensors: int) -> int:
-    """The most bytes a GOP section of ``num_tensors`` tensors holds besides its ANS words
-    (section header, word count, tensor records with the longest K)."""
-    return section_overhead_bytes([MAX_LEVEL] * num_tensors)
-
-
 def section_overhead_bytes(largest_levels: Iterable[int]) -> int:
     """The bytes a GOP section holds besides its ANS words when its tensors' largest ``|level|``
     are ``largest_levels`` (section header, word count, one record per tensor: step, K, and R

@@ -188,8 +188,9 @@ def rung_for_rate(bpp: float, width: int, height: int, frames: int, stride: int,
     the lowest rung coded at that size; else the default rung's. The lowest such rung is
     returned (only its size matters).
 
-    Why: a high target fitted at the default rung's small size gave 0.2-0.3 dB less than at the
-    top rungs' size (train clips cup, vtest, box at 0.024-0.04 bpp, benchmarks/results/rate-prior/)."""
+    Why: targets at the top rungs' rates fitted at the default rung's small size gave 0.20-0.36 dB
+    less than at the size this picks on 4 of 5 train clips at 0.015-0.04 bpp (bedroom: 0.43 dB
+    more; benchmarks/results/rate-prior/)."""
     lowest: dict[float, int] = {}
     for q in sorted(LADDER):
         lowest.setdefault(auto_visits(q), q)
