@@ -106,9 +106,8 @@ def encode_main(argv: list[str]) -> int:
                 epilog=presets.table_text() + "\n\n--steps, --batch and --lr, when given, win over the preset's.")
     p.add_argument("input", help="video file, raw .yuv/.i420, .y4m or folder of PNG frames")
     p.add_argument("output", help="output .nerv file")
-    p.add_argument("-q", "--quality", type=int, default=None, choices=QUALITY_LEVELS,
-                   help=f"quality ladder rung (default {DEFAULT_QUALITY}; with --bpp only its coded size, "
-                        "which otherwise follows the target)")
+    p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, choices=QUALITY_LEVELS,
+                   help=f"quality ladder rung (default {DEFAULT_QUALITY})")
     p.add_argument("--preset", default=presets.DEFAULT_PRESET, metavar="NAME",
                    help=f"encode effort: {', '.join(presets.PRESET_NAMES)} (default "
                         f"{presets.DEFAULT_PRESET}; 'help' lists their schedules)")
@@ -172,11 +171,10 @@ def encode_main(argv: list[str]) -> int:
                                             coded_hw=(r.coded_height, r.coded_width), tune=a.tune)
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
-    quality = DEFAULT_QUALITY if a.quality is None else a.quality
-    rung = LADDER[quality].lam
+    rung = LADDER[a.quality].lam
     if a.lam is None and a.bpp is None and r.lam > rung * (1 + 1e-6):
         as_q = next((q for q, x in LADDER.items() if abs(x.lam - r.lam) <= 1e-6 * r.lam), None)
-        print(f"-q {quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
+        print(f"-q {a.quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
               "more bytes into picture; a slower preset can")
     if r.rollbacks:
         print(f"the fit diverged {r.rollbacks} time(s) and went back to its last good state at half "

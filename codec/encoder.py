@@ -180,28 +180,6 @@ def next_rate_weight(tried: list[tuple[float, float]], goal: float) -> float:
     return lam * (max(bits, 1.0) / max(goal, 1.0)) ** (1.0 / slope)
 
 
-def rung_for_rate(bpp: float, width: int, height: int, frames: int, stride: int, preset: str,
-                  given: dict | None = None, tune: str = DEFAULT_TUNE) -> int:
-    """A ``-q`` rung whose coded size a ``--bpp`` encode without ``-q`` fits at: of the rungs'
-    visit targets (``codec.presets.auto_visits``), the one of fewest visits (the largest size)
-    at whose size :func:`rate_prior`'s weight for the target is at most one rung coarser than
-    the lowest rung coded at that size; else the default rung's. The lowest such rung is
-    returned (only its size matters).
-
-    Why: targets at the top rungs' rates fitted at the default rung's small size gave 0.20-0.36 dB
-    less than at the size this picks on 4 of 5 train clips at 0.015-0.04 bpp (bedroom: 0.43 dB
-    more; benchmarks/results/rate-prior/)."""
-    lowest: dict[float, int] = {}
-    for q in sorted(LADDER):
-        lowest.setdefault(auto_visits(q), q)
-    for visits, q in sorted(lowest.items()):  # fewest visits, i.e. the largest coded size, first
-        cw, ch = auto_coded_size(preset, width, height, frames, stride, given, visits=visits, tune=tune)
-        lam = rate_prior(bpp * width * height / (cw * ch))
-        if min(LADDER, key=lambda k: abs(math.log(LADDER[k].lam / lam))) >= q - 1:
-            return q
-    return DEFAULT_QUALITY
-
-
 def settings_tune(settings: dict[int, FitSettings]) -> str:
     """The distortion every rung of ``settings`` fits (one per encode): a step's cost depends on it."""
     return next(iter(settings.values())).distortion
@@ -592,15 +570,13 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
                   bpp: float | None = None, lam: float | None = None, progress: bool = True,
                   overwrite: bool = False, jobs: int = 1, distributed: bool = False,
                   preset: str = DEFAULT_PRESET, meta_lr: bool = True,
-                  scale: int | str = "auto", tune: str = DEFAULT_TUNE,
-                  rung_from_bpp: bool = False) -> dict[int, EncodeResult]:
+                  scale: int | str = "auto", tune: str = DEFAULT_TUNE) -> dict[int, EncodeResult]:
     """Encode ``source`` once per quality in ``outputs`` ({quality: path}).
 
     With several rungs, they share the stable phase of the fitting schedule (at the smallest
     of their rate weights) and each runs the decay phase with its own, when that phase has
     ``MIN_SHARED_DECAY_STEPS`` steps (else each rung is fitted on its own); ``bpp`` (one output
-    only) steers the rate weight to hit that many bits per pixel (``rung_from_bpp``: at the coded
-    size of the rung the target lands on, :func:`rung_for_rate`, not of the output's key). ``preset``
+    only) steers the rate weight to hit that many bits per pixel. ``preset``
     (``codec.presets``) sets each GOP's steps, batch and lr from its size; ``steps``, ``batch``
     and ``lr`` given explicitly win over it. ``meta_lr``: when the init carries Meta-SGD step
     sizes, every Adam update of a tensor is multiplied by its learned (normalised) step size.
@@ -643,7 +619,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
             results.update(_encode(source, group, {q: settings[q] for q in group}, link, preset, given,
                                    init=init, gop=gop, frames=frames, size=size, fps=fps, device=device,
                                    progress=progress, overwrite=overwrite, jobs=jobs, meta_lr=meta_lr,
-                                   scale=coded, rung_from_bpp=rung_from_bpp))
+                                   scale=coded))
         return results
     finally:
         stop()
@@ -674,8 +650,7 @@ def _coded_size_groups(src: VideoSource, outputs: dict[int, str | os.PathLike], 
 
 def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | None, preset: str,
             given: dict, *, init, gop, meta_lr: bool = True, scale: int | str | tuple[int, int] = "auto",
-            frames, size, fps, device, progress, overwrite, jobs,
-            rung_from_bpp: bool = False) -> dict[int, EncodeResult]:
+            frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
     paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
     dev = pick_device(device)
@@ -700,12 +675,9 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
     gop_frames = _gop_length(src, gop)
     num_gops = -(-src.num_frames // gop_frames) if known else None
     if scale == "auto":  # one visit target for every rung here (encode_ladder split the others)
-        rung = min(settings)
-        if rung_from_bpp:
-            rung = rung_for_rate(settings[rung].target_bpp, src.width, src.height, gop_frames, config.total_stride,
-                                 preset, given, settings_tune(settings))
         coded_w, coded_h = auto_coded_size(preset, src.width, src.height, gop_frames, config.total_stride, given,
-                                           visits=auto_visits(rung), tune=settings_tune(settings))
+                                           visits=auto_visits(min(settings)),
+                                           tune=settings_tune(settings))
     elif isinstance(scale, tuple):  # resolved by _coded_size_groups
         coded_w, coded_h = scale
     else:
@@ -758,16 +730,12 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
 
 
 def encode(source: str | os.PathLike | Video, output: str | os.PathLike, *,
-           quality: int | None = None, **kwargs) -> EncodeResult | None:
+           quality: int = DEFAULT_QUALITY, **kwargs) -> EncodeResult | None:
     """Encode ``source`` (a path or a decoded Video) into the ``.nerv`` file ``output``.
 
-    ``quality`` is the ``-q`` rung (default ``DEFAULT_QUALITY``); with ``bpp`` it only sets the
-    coded size, and without it that size is the one of the rung the target lands on
-    (:func:`rung_for_rate`). Keyword arguments are those of ``encode_ladder`` (steps, init,
-    gop, frames, size, fps, seed, device, lr, batch, bpp, lam, progress, overwrite, jobs,
-    distributed, preset, meta_lr, scale, tune; on a torch.distributed rank other than 0 this
-    returns None).
+    Keyword arguments are those of ``encode_ladder`` (steps, init, gop, frames, size, fps,
+    seed, device, lr, batch, bpp, lam, progress, overwrite, jobs, distributed, preset, meta_lr,
+    scale, tune; on a
+    torch.distributed rank other than 0 this returns None).
     """
-    auto = quality is None and kwargs.get("bpp") is not None
-    quality = DEFAULT_QUALITY if quality is None else quality
-    return encode_ladder(source, {quality: output}, rung_from_bpp=auto, **kwargs).get(quality)
+    return encode_ladder(source, {quality: output}, **kwargs).get(quality)

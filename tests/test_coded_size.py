@@ -11,7 +11,7 @@ from bitstreams import BitstreamReader, refdecoder
 from codec import decode, encode
 from codec.cli import main
 from codec.encoder import frame_mse, psnr_of_mse
-from codec.encoder import encode_ladder, rung_for_rate
+from codec.encoder import encode_ladder
 from codec.ladder import QUALITY_LEVELS
 from codec.presets import (AUTO_MAX_SCALE, AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, auto_coded_size, auto_visits,
                            coded_size, schedule)
@@ -229,18 +229,6 @@ def test_a_split_ladder_checks_every_output_before_writing_any(tmp_path):
     with pytest.raises(NervcError, match="already exists"):
         encode_ladder(v, {5: tmp_path / "q5.nerv", 7: tmp_path / "q7.nerv"}, progress=False)
     assert not (tmp_path / "q5.nerv").exists() and (tmp_path / "q7.nerv").read_bytes() == b"keep"
-
-
-def test_bpp_without_a_rung_codes_at_the_size_of_the_rung_it_lands_on(tmp_path, one_thread):
-    """No -q: a high target fits at the top rungs' larger size, a low one at the low rungs'."""
-    v = read_video(DATA / "fixtures" / "desk_320x240_36f.mp4", frames=slice(0, 2))
-    small, large = (auto_coded_size("medium", 320, 240, 2, visits=auto_visits(q)) for q in (5, 8))
-    assert small != large
-    assert auto_visits(rung_for_rate(0.5, 320, 240, 2, 16, "medium")) == auto_visits(8)
-    assert auto_visits(rung_for_rate(0.005, 320, 240, 2, 16, "medium")) == auto_visits(5)
-    for bpp, want in ((0.5, large), (0.005, small)):
-        r = encode(v, tmp_path / f"a{bpp}.nerv", bpp=bpp, progress=False, overwrite=True)
-        assert (r.coded_width, r.coded_height) == want
 
 
 def test_bpp_keeps_the_coded_size_of_its_rung(tmp_path, one_thread):
