@@ -93,7 +93,10 @@ def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> Fi
 
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
-            s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit") -> FitState:
+            s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit",
+            shown_pixels: int | None = None) -> FitState:
+    # shown_pixels: the encoder's call passes the progress bar's denominator since 74aa879;
+    # this loop's bar keeps its own (display only, no effect on the fit being timed).
     n = frames.shape[0]
     names = list(state.resid)
     dev = frames.device

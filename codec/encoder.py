@@ -292,6 +292,7 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     first_s = next(iter(settings.values()))
     seed = first_s.seed + gi
     pixels = chunk.shape[0] * plan.coded_width * plan.coded_height  # the fit's rate is per coded pixel
+    shown = chunk.shape[0] * plan.width * plan.height  # the progress bar's bpp: the summary line's
     target = pad_to_stride(coded_target(frames_to_tensor(chunk), *plan.coded_hw),
                            plan.config.total_stride).to(dev)
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=seed).to(dev)
@@ -304,7 +305,7 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         (q, s), = settings.items()
         s = replace(s, target_bpp=s.target_bpp / plan.coded_share)  # --bpp counts output pixels
         coded, lam, rollbacks = fit_to_rate(model, target, base, s, pixels, plan.header_bpp / plan.coded_share,
-                                            progress, f"fit{label}")
+                                            progress, f"fit{label}", shown)
         record, bits = gop_record(coded, first, chunk.shape[0])
         return {q: (record, bits, lam, rollbacks)}
     common = replace(next(iter(settings.values())), lam=min(s.lam for s in settings.values()))
@@ -313,7 +314,7 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     state = None
     if shared:
         state = start_fit(model, base, common)
-        run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}")
+        run_fit(model, target, base, state, common, prefix, pixels, progress, f"fit{label}", shown_pixels=shown)
     out = {}
     for q, s in settings.items():
         twin = next((p for p in out if settings[p] == s), None)
@@ -326,14 +327,14 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
         else:  # a fit of its own: the bytes of `nervc encode -q` at this rung
             mine = start_fit(model, base, s)
         run_fit(model, target, base, mine, s, s.steps, pixels, progress,
-                f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""))
+                f"fit{label}" + (f" q{q}" if len(settings) > 1 else ""), shown_pixels=shown)
         record, bits = gop_record(finish_fit(mine), first, chunk.shape[0])
         out[q] = (record, bits, mine.lam, mine.rollbacks)
     return out
 
 
 def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: float,
-                progress: bool, desc: str) -> tuple[CodedGop, float, int]:
+                progress: bool, desc: str, shown_pixels: int | None = None) -> tuple[CodedGop, float, int]:
     """``--bpp``: a search over the rate weight on one shared fit, then a step rescale.
 
     The stable phase runs at :func:`rate_prior`'s guess of the weight; a decay branch at the
@@ -353,7 +354,7 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
     lam0 = rate_prior(max(levels_guess, 1.0) / pixels)
     stable = replace(s, lam=lam0)
     state = start_fit(model, base, stable)
-    run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc)
+    run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc, shown_pixels=shown_pixels)
 
     def side(st: FitState) -> float:  # the section's bits besides the levels' (+ the last word's padding)
         return 8.0 * section_overhead_bytes(st.rate.largest_levels(st.rate.levels_flat(st.resid))) + 32
@@ -367,7 +368,8 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
     for _ in range(RATE_BRANCHES):
         st = branch(state)
         st.lam = lam
-        run_fit(model, target, base, st, replace(s, lam=lam), s.steps, pixels, progress, f"{desc} lam={lam:.3g}")
+        run_fit(model, target, base, st, replace(s, lam=lam), s.steps, pixels, progress, f"{desc} lam={lam:.3g}",
+                shown_pixels=shown_pixels)
         bits = float(st.rate.coded_bits(st.rate.levels_flat(st.resid))) + side(st)
         tried.append((lam, bits))
         if best is None or miss(bits) < miss(best[2]):

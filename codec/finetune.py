@@ -248,12 +248,14 @@ def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> Fi
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
             s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit",
-            stats_every: int = STATS_EVERY) -> FitState:
+            stats_every: int = STATS_EVERY, shown_pixels: int | None = None) -> FitState:
     """Advance ``state`` to step ``until`` of an ``s.steps``-step cosine schedule.
 
     ``frames`` is ``[n, 3, Hp, Wp]`` (padded) on the fit's device, ``pixels`` the unpadded
     pixel count of the GOP (the rate's denominator). Nothing inside a step waits for the
-    device; the progress bar reads the PSNR and rate every ``stats_every`` steps.
+    device; the progress bar reads the PSNR and rate every ``stats_every`` steps, the rate in
+    bits per ``shown_pixels`` (default ``pixels``; the encoder passes the video's pixels, so
+    a fit at a smaller coded size shows the bpp the summary line will print).
     """
     n = frames.shape[0]
     dev = frames.device
@@ -296,7 +298,7 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
         if progress and step % stats_every == 0:
             p = float(psnr(pred.detach(), target))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
-            coded = float(rate.coded_bits(rate.levels_flat(state.resid))) / pixels  # the file's rate
+            coded = float(rate.coded_bits(rate.levels_flat(state.resid))) / (shown_pixels or pixels)  # the file's
             bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{coded:.3f}")
     bar.close()
     state.step = until
