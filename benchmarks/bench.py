@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="nervc training steps for every point (default: the quality ladder's; "
                         f"{QUICK_NERVC_STEPS} with --quick)")
+    p.add_argument("--preset", default=codecs_mod.BENCH_PRESET, metavar="NAME",
+                   help=f"nervc's encode effort when no --steps is given (default {codecs_mod.BENCH_PRESET}; "
+                        "the records carry it, so runs at different presets never mix)")
     p.add_argument("--init", metavar="PATH", default=None,
                    help="init file the nervc codecs that use the shipped init encode from instead "
                         "(to compare a candidate init; records name its id)")
@@ -222,6 +225,13 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         names = [c for c in names if c not in codecs_mod.NERVC_INITS]
+    if args.preset != codecs_mod.BENCH_PRESET:
+        from codec.presets import check_preset
+        try:
+            check_preset(args.preset)
+        except NervcError as e:
+            print(f"nervc bench: --preset: {e}", file=sys.stderr)
+            return 2
     steps = args.steps if args.steps is not None else (QUICK_NERVC_STEPS if args.quick else None)
     points = {n: select_points(n, _csv(args.points), args.quick) for n in names}
     try:  # reads --init's file (once per nervc codec): a missing or broken one is one clear line
@@ -234,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
     for clip in clips:
         for name in names:
             for point in points[name]:
-                codec = codecs_mod.make(name, point, threads=args.threads, steps=steps, init=args.init)
+                codec = codecs_mod.make(name, point, threads=args.threads, steps=steps, init=args.init,
+                                        preset=args.preset)
                 jpath, bpath = record_paths(results, clip.name, name, point, codec.ext)
                 expect = {"protocol": protocol, "clip_spec": clip.describe(), "codec": name,
                           "point": point, "version": versions[name],

@@ -274,10 +274,11 @@ class Nervc:
 
     def __init__(self, quality: int, init: str = "default", steps: int | None = None,
                  seed: int = 0, tune: str | None = None, name: str | None = None,
-                 meta_lr: bool = True) -> None:
+                 meta_lr: bool = True, preset: str = BENCH_PRESET) -> None:
         self.quality = int(quality)
         self.init = init
         self.steps = steps
+        self.preset = preset  # the encoder's --preset when no --steps is given
         self.seed = seed
         self.tune = tune  # the encoder's --tune; None: its default
         self.meta_lr = bool(meta_lr)  # False: --no-meta-lr (plain Adam, the init's step sizes unused)
@@ -303,7 +304,7 @@ class Nervc:
         opts = {"quality": self.quality, "init": self.init, "steps": self.steps, "seed": self.seed,
                 "tune": self.tune or DEFAULT_TUNE}  # records before --tune existed were "ssim"
         if self.steps is None:  # the encoder's preset decides (records of the old default differ)
-            opts["preset"] = BENCH_PRESET
+            opts["preset"] = self.preset
         if not self.meta_lr:  # only when off: the records made before it existed stay valid
             opts["meta_lr"] = False
         return opts
@@ -312,7 +313,7 @@ class Nervc:
     def fit_kwargs(self) -> dict[str, Any]:
         """``--steps N`` keeps its rd-v1/rd-v2 meaning, N steps of 8 frames (the batch the
         encoder used before presets); without it the encoder's default preset decides."""
-        return {"batch": LEGACY_BATCH} if self.steps is not None else {"preset": BENCH_PRESET}
+        return {"batch": LEGACY_BATCH} if self.steps is not None else {"preset": self.preset}
 
     @classmethod
     def version(cls, init: str = "default") -> str:
@@ -353,8 +354,8 @@ class Nervc:
         """
         import codec
         from nervcore.video_io import Video
-        if len({(p.init, p.steps, p.seed, p.tune, p.meta_lr) for p in points}) != 1:
-            raise ValueError("encode_group needs points of one init, step budget, seed, tune and step sizes")
+        if len({(p.init, p.steps, p.seed, p.tune, p.meta_lr, p.preset) for p in points}) != 1:
+            raise ValueError("encode_group needs points of one init, step budget, seed, tune, step sizes and preset")
         first = points[0]
         quiet_ffmpeg()
         with tempfile.TemporaryDirectory(prefix="nervc-bench-") as d:
@@ -428,9 +429,9 @@ def variant_init(name: str, init: str | None = None) -> str:
 
 
 def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
-         seed: int = 0, init: str | None = None) -> PyAVCodec | Nervc:
+         seed: int = 0, init: str | None = None, preset: str = BENCH_PRESET) -> PyAVCodec | Nervc:
     """Instance of codec ``name`` at ``point`` (a label from :func:`ladder`); ``init``: see
-    :func:`variant_init`."""
+    :func:`variant_init`; ``preset``: nervc's encode effort when ``steps`` is not given."""
     if name in TRADITIONAL:
         if not point.startswith("crf"):
             raise ValueError(f"{name}: point {point!r} is not crfN")
@@ -440,7 +441,7 @@ def make(name: str, point: str, *, threads: int = 1, steps: int | None = None,
             raise ValueError(f"{name}: point {point!r} is not qN")
         v = NERVC_VARIANTS[name]
         return Nervc(int(point[1:]), init=variant_init(name, init), steps=steps, seed=seed, tune=v.get("tune"),
-                     name=name, meta_lr=v.get("meta_lr", True))
+                     name=name, meta_lr=v.get("meta_lr", True), preset=preset)
     raise KeyError(f"unknown codec {name!r}; known: {', '.join(ALL_CODECS)}")
 
 

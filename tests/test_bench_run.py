@@ -145,3 +145,26 @@ def test_a_candidate_init_is_benchmarked_under_its_own_id(tmp_path, capsys):
     assert bench.main([*args, "--init", str(tmp_path / "missing.safetensors")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such file" in err[0]
+
+
+def test_the_bench_runs_nervc_at_the_preset_it_is_given(monkeypatch, capsys):
+    """``nervc bench --preset slow``: the encoder gets it and the records carry it, so records of
+    one preset are never reused for another's; a wrong name is one clear line."""
+    import codec
+    medium, slow = codecs.make("nervc-meta", "q3"), codecs.make("nervc-meta", "q3", preset="slow")
+    assert medium.options["preset"] == codecs.BENCH_PRESET and slow.options["preset"] == "slow"
+    assert medium.options != slow.options
+    assert "preset" not in codecs.make("nervc-meta", "q3", steps=20, preset="slow").options  # --steps wins
+    seen = []
+
+    def fake(video, outs, **kw):
+        seen.append(kw["preset"])
+        raise RuntimeError("stop")
+    monkeypatch.setattr(codec, "encode_ladder", fake)
+    with pytest.raises(RuntimeError, match="stop"):
+        codecs.Nervc.encode_group([slow], np.zeros((1, 16, 16, 3), np.uint8), 25)
+    assert seen == ["slow"]
+    with pytest.raises(ValueError, match="preset"):
+        codecs.Nervc.encode_group([medium, slow], None, None)
+    assert bench.main(["--quick", "--results", "/nonexistent", "--codecs", "nervc-meta", "--preset", "sloww"]) == 2
+    assert "--preset" in capsys.readouterr().err
