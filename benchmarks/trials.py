@@ -6,6 +6,8 @@ the ladder, decode every written file, measure bytes / PSNR / MS-SSIM at the cli
 one JSON line per rung; then tabulate BD-rate of every variant against an anchor variant. The
 trial's own script only says what a variant changes (usually a monkeypatch of a module
 constant) and calls :func:`run_point`; :func:`main` of ``analyze`` turns the points into tables.
+``python -m benchmarks.trials SCRIPT OUT VARIANT ...`` (:func:`check_variants`) runs such a
+script on the five train clips for each variant, one process per variant.
 
 Earlier trials (``auto-visits``, ``fit-loss``, ``hd-scale``) carry their own copies of this
 plumbing as they were run; new ones use this module.
@@ -14,11 +16,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ from nervcore.video_io import Video, read_video
 # The train clips the trials use: bench-like sizes after box reduction (name, frames, reduce).
 TRAIN_CLIPS: tuple[tuple[str, int, int], ...] = (
     ("chaplin.mp4", 30, 2), ("cup.mp4", 30, 2), ("vtest.avi", 30, 2), ("bedroom.mp4", 30, 2), ("box.mp4", 16, 1))
+TRAIN_DIR = "../shared/data/train"
 
 
 def load_clip(path: str | Path, frames: int, reduce: int = 1) -> Video:
@@ -161,3 +168,35 @@ def bd_tables(pts: dict, anchor: str) -> str:
         better = sum(1 for t in vals if t[1] is not None and t[1] < 0)
         lines.append(f"- {v} vs {anchor}: mean " + ", ".join(parts) + f"; fewer bits on {better}/{len(vals)} clips")
     return "\n".join(lines) + "\n"
+
+
+def check_variants(script: str | Path, out: str | Path, variants: Sequence[str],
+                   clips: Sequence[tuple[str, int, int]] = TRAIN_CLIPS, data: str | Path = TRAIN_DIR) -> int:
+    """Run a trial's points script (``SCRIPT CLIP FRAMES REDUCE VARIANT OUT``) on every clip for
+    each variant: one process per variant at a time, all variants at once, one thread each, the
+    clips one after another (what each trial's ``train_check.sh`` did in its own copy of the
+    loop). Returns the first non-zero exit status, else 0."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": "."}
+
+    def chain(variant: str) -> int:
+        for name, frames, reduce in clips:
+            rc = subprocess.call([sys.executable, str(script), str(Path(data) / name), str(frames), str(reduce),
+                                  variant, str(out)], env=env)
+            if rc:
+                return rc
+        return 0
+    with ThreadPoolExecutor(max(len(variants), 1)) as pool:
+        return next((rc for rc in pool.map(chain, variants) if rc), 0)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m benchmarks.trials SCRIPT OUT VARIANT ...``: :func:`check_variants` on the
+    train clips (``TRAIN_CLIPS`` under ``TRAIN_DIR``)."""
+    if len(argv) < 3:
+        print("usage: python -m benchmarks.trials SCRIPT OUT VARIANT ...", file=sys.stderr)
+        return 2
+    return check_variants(argv[0], argv[1], argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

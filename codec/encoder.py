@@ -356,35 +356,36 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
     state = start_fit(model, base, stable)
     run_fit(model, target, base, state, stable, decay_start(stable), pixels, progress, desc, shown_pixels=shown_pixels)
 
-    def side(st: FitState) -> float:  # the section's bits besides the levels' (+ the last word's padding)
-        return 8.0 * section_overhead_bytes(st.rate.largest_levels(st.rate.levels_flat(st.resid))) + 32
-
     def miss(bits: float) -> float:  # |log| of the rate error
         return abs(math.log(max(bits, 1.0) / max(goal, 1.0)))
 
     tried: list[tuple[float, float]] = []
-    best: tuple[FitState, float, float] | None = None
+    best: tuple[FitState, float, float, float] | None = None
     lam = lam0
     for _ in range(RATE_BRANCHES):
         st = branch(state)
         st.lam = lam
         run_fit(model, target, base, st, replace(s, lam=lam), s.steps, pixels, progress, f"{desc} lam={lam:.3g}",
                 shown_pixels=shown_pixels)
-        bits = float(st.rate.coded_bits(st.rate.levels_flat(st.resid))) + side(st)
+        levels = st.rate.levels_flat(st.resid)
+        # the section's bits besides the levels' (tensor records from the largest levels, + the
+        # last word's padding), then the whole section's
+        side = 8.0 * section_overhead_bytes(st.rate.largest_levels(levels)) + 32
+        bits = float(st.rate.coded_bits(levels)) + side
         tried.append((lam, bits))
         if best is None or miss(bits) < miss(best[2]):
-            best = (st, lam, bits)
+            best = (st, lam, bits, side)
         if goal <= 0 or miss(bits) <= math.log1p(RATE_TOLERANCE):
             break
         lam = min(max(next_rate_weight(tried, goal), lam0 / 64), lam0 * 64)
-    chosen, lam, bits = best
+    chosen, lam, bits, side = best
     # Only ever coarsen: finer steps than the fit's turn the residuals it parked inside the zero
     # bin (free under the rate term, never meant to be coded) into noise. carphone, 120 frames,
     # --bpp 0.008: refined onto the target 2,975 B at 17.13 dB; the branch as fitted 1,397 B at
     # 21.41 dB (benchmarks/README.md "Rate control").
     if bits <= goal:
         return finish_fit(chosen), lam, chosen.rollbacks
-    return finish_fit_at_rate(chosen, max(goal - side(chosen), 0.0)), lam, chosen.rollbacks
+    return finish_fit_at_rate(chosen, max(goal - side, 0.0)), lam, chosen.rollbacks
 
 
 def decoded_mse(record: GopRecord, chunk: np.ndarray, plan: GopPlan) -> np.ndarray:

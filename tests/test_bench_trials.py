@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from benchmarks.trials import bd_tables, load_clip, load_points, run_point
+from benchmarks.trials import bd_tables, check_variants, load_clip, load_points, run_point
 from tests.conftest import DATA
 
 BUS = DATA / "fixtures" / "bus_qcif_30f.264"
@@ -66,3 +66,19 @@ def test_bd_tables_compare_each_variant_with_the_anchor(tmp_path):
     mean = float(re.search(r"BD-rate \(PSNR\) ([-+]\d+\.\d) % \(2/2\)", summary[0]).group(1))
     assert mean == pytest.approx(0.0, abs=0.05)  # -10 % and +10 % in the log mean
     assert "fewer bits on 1/2 clips" in summary[0]
+
+
+def test_check_variants_runs_the_points_script_on_every_clip_for_every_variant(tmp_path):
+    """One line per (variant, clip) with the script's argument order; a failing script's status
+    comes back (the train_check.sh scripts all go through this)."""
+    script = tmp_path / "points.py"
+    script.write_text("import os, sys\n"
+                      "open(sys.argv[5], 'a').write(' '.join(sys.argv[1:5] + [os.environ['OMP_NUM_THREADS']]) + '\\n')\n"
+                      "sys.exit(3 if sys.argv[4] == 'bad' else 0)\n")
+    out = tmp_path / "points.jsonl"
+    clips = (("a.mp4", 30, 2), ("b.mp4", 16, 1))
+    assert check_variants(script, out, ["v1", "v2"], clips=clips, data=tmp_path) == 0
+    got = sorted(out.read_text().splitlines())
+    assert got == sorted(f"{tmp_path / c} {f} {r} {v} 1" for v in ("v1", "v2") for c, f, r in clips)
+    assert check_variants(script, out, ["bad"], clips=clips, data=tmp_path) == 3
+    assert len(out.read_text().splitlines()) == 5  # the bad variant stopped after its first clip
