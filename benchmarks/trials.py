@@ -128,6 +128,19 @@ def load_points(path: str | Path) -> dict[str, dict[str, dict[int, dict[str, Any
     return pts
 
 
+def distinct_rungs(rungs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of ``{q: record}`` in rung order, without a rung that wrote the same file as a
+    lower one (same bytes and PSNR: a rung raised to the budget floor is a copy); a curve for
+    BD-rate must not hold one point twice."""
+    out, seen = [], set()
+    for q in sorted(rungs):
+        key = (rungs[q]["bytes"], round(rungs[q]["psnr"], 6))
+        if key not in seen:
+            seen.add(key)
+            out.append(rungs[q])
+    return out
+
+
 def _fmt(v: float | None, f: str) -> str:
     return "n/a" if v is None else f.format(v)
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from benchmarks.trials import bd_tables, check_variants, load_clip, load_points, run_point
+from benchmarks.trials import bd_tables, check_variants, distinct_rungs, load_clip, load_points, run_point
 from tests.conftest import DATA
 
 BUS = DATA / "fixtures" / "bus_qcif_30f.264"
@@ -82,3 +82,10 @@ def test_check_variants_runs_the_points_script_on_every_clip_for_every_variant(t
     assert got == sorted(f"{tmp_path / c} {f} {r} {v} 1" for v in ("v1", "v2") for c, f, r in clips)
     assert check_variants(script, out, ["bad"], clips=clips, data=tmp_path) == 3
     assert len(out.read_text().splitlines()) == 5  # the bad variant stopped after its first clip
+
+
+def test_distinct_rungs_drop_a_rung_that_copies_a_lower_ones_file():
+    rec = lambda q, b, p: {"q": q, "bytes": b, "psnr": p}  # noqa: E731
+    rungs = {8: rec(8, 900, 25.0), 6: rec(6, 400, 23.0), 7: rec(7, 900, 25.0), 5: rec(5, 400, 22.0)}
+    assert [r["q"] for r in distinct_rungs(rungs)] == [5, 6, 7]  # q8 = q7's file; q6 only shares a size
+    assert distinct_rungs({}) == []

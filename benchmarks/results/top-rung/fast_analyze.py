@@ -11,17 +11,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.bdrate import bd_rate
-from benchmarks.trials import load_points
-
-
-def distinct(rs: dict) -> list[dict]:
-    out, seen = [], set()
-    for q in sorted(rs):
-        key = rs[q]["bytes"]
-        if key not in seen:
-            seen.add(key)
-            out.append(rs[q])
-    return out
+from benchmarks.trials import distinct_rungs, load_points
 
 
 def main(argv: list[str]) -> int:
@@ -31,9 +21,9 @@ def main(argv: list[str]) -> int:
     slopes, bds = [], []
     for clip in sorted(pts):
         vs = sorted(pts[clip], key=lambda v: v.startswith("floor1.5"))
-        old = distinct(pts[clip][vs[0]])
+        old = distinct_rungs(pts[clip][vs[0]])
         for v in vs:
-            rs = distinct(pts[clip][v])
+            rs = distinct_rungs(pts[clip][v])
             cells = ", ".join(f"q{r['q']} {r['bytes']:,} / {r['psnr']:.2f}" for r in rs)
             gain = bd = ""
             if v != vs[0]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.bdrate import bd_psnr, bd_rate
+from benchmarks.trials import distinct_rungs
 
 
 def curves(path: Path) -> dict[str, dict[str, list[dict]]]:
@@ -24,14 +25,7 @@ def curves(path: Path) -> dict[str, dict[str, list[dict]]]:
     for clip, vs in by.items():
         out[clip] = {}
         for v in ("ladder", "v96"):
-            pts = {**vs.get("base", {}), **vs.get(v, {})}
-            seen, rows = set(), []
-            for q in sorted(pts):
-                key = (pts[q]["bytes"], round(pts[q]["psnr"], 6))
-                if key not in seen:  # a rung raised to a lower one's weight writes the same file
-                    seen.add(key)
-                    rows.append(pts[q])
-            out[clip][v] = rows
+            out[clip][v] = distinct_rungs({**vs.get("base", {}), **vs.get(v, {})})
     return out
 
 
