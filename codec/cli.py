@@ -95,7 +95,7 @@ def encode_main(argv: list[str]) -> int:
     from codec import presets
     from codec.encoder import encode
     from codec.finetune import DEFAULT_TUNE, DISTORTIONS
-    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, QUALITY_LEVELS
+    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, QUALITY_LEVELS, rung_weight
     from nervcore.video_io import parse_fps, parse_size
 
     if _wants_preset_help(argv):
@@ -171,9 +171,10 @@ def encode_main(argv: list[str]) -> int:
                                             coded_hw=(r.coded_height, r.coded_width), tune=a.tune)
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
-    rung = LADDER[a.quality].lam
+    share = r.coded_width * r.coded_height / (r.width * r.height)
+    rung = rung_weight(LADDER[a.quality].lam, share)
     if a.lam is None and a.bpp is None and r.lam > rung * (1 + 1e-6):
-        as_q = next((q for q, x in LADDER.items() if abs(x.lam - r.lam) <= 1e-6 * r.lam), None)
+        as_q = next((q for q, x in LADDER.items() if abs(rung_weight(x.lam, share) - r.lam) <= 1e-6 * r.lam), None)
         print(f"-q {a.quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
               "more bytes into picture; a slower preset can")
     if r.rollbacks:

@@ -39,7 +39,7 @@ from codec.entropy import encode_tensors, fit_laplace, model_bits
 from codec.finetune import (DEFAULT_TUNE, DISTORTIONS, CodedGop, FitSettings, FitState, branch, decay_start,
                             finish_fit, finish_fit_at_rate, frames_to_tensor, run_fit, start_fit)
 from codec.inits import random_init_config, resolve_init
-from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor
+from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor, rung_weight
 from codec.parallel import RankLink, in_order_pool, start_distributed
 from codec.presets import DEFAULT_PRESET, auto_coded_size, auto_visits, check_preset, coded_size, fit_overrides
 from nervcore.errors import NervcError
@@ -262,12 +262,14 @@ class CodedRung:
         return self.section, self.words, self.bits, self.lam, self.mse, self.rollbacks
 
 
-def with_budget(s: FitSettings, seed: int, gop_fit: dict, frames: int) -> FitSettings:
+def with_budget(s: FitSettings, seed: int, gop_fit: dict, frames: int, coded_share: float = 1.0) -> FitSettings:
     """``s`` as GOP's fit runs it: its seed, the preset's steps/batch/lr, and a -q rung's lam
+    counted per source pixel (``codec.ladder.rung_weight`` of the GOP's ``coded_share``), then
     raised to the floor of that budget (``codec.ladder.lam_floor``)."""
     s = replace(s, seed=seed, **gop_fit)
     if s.budget_floor:
-        s = replace(s, lam=max(s.lam, lam_floor(s.steps * min(s.batch, frames) / frames)))
+        floor = lam_floor(s.steps * min(s.batch, frames) / frames, coded_share)
+        s = replace(s, lam=max(rung_weight(s.lam, coded_share), floor))
     return s
 
 
@@ -300,7 +302,7 @@ def fit_gop_records(chunk: np.ndarray, gi: int, first: int, plan: GopPlan,
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
     n = chunk.shape[0]
     gop_fit = plan.gop_fit(n)
-    settings = {q: with_budget(s, seed, gop_fit, n) for q, s in settings.items()}
+    settings = {q: with_budget(s, seed, gop_fit, n, plan.coded_share) for q, s in settings.items()}
     if first_s.target_bpp:
         (q, s), = settings.items()
         s = replace(s, target_bpp=s.target_bpp / plan.coded_share)  # --bpp counts output pixels

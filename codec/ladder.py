@@ -52,24 +52,44 @@ DEFAULT_GOP = 120
 # per e-fold at `medium` and 1.00-1.44 at `fast` on five train clips (mean 1.12 / 1.21, the
 # threshold above is 1), and letting it keep its lam wrote -7.8 % / -2.7 % BD-rate; so 1.5.
 FLOOR_LAM_VISITS = 1.5
+# A rung's rate weight counts bits per *source* pixel: a GOP coded at 1/f of the source's pixels
+# fits with lam * REF_REDUCTION / f per coded pixel, so -q N means one rate-quality trade
+# whatever size `--scale auto` picks. Counted per coded pixel, -q 5 wrote 0.0034 bpp on
+# 832x480 (f = 16) and 0.0185 on QCIF (f = 2.56); per source pixel it lands within 1.7x on
+# five train clips of 320x180-640x480 at an unchanged rate-distortion curve
+# (benchmarks/results/rate-per-pixel/). REF_REDUCTION is the reduction at which a rung keeps
+# the lam of the ladder above (the bench and train clips are coded 4-16x smaller at `medium`).
+REF_REDUCTION = 8.0
 
 
-def lam_floor(visits_per_frame: float) -> float:
+def rung_weight(lam: float, coded_share: float) -> float:
+    """The per-coded-pixel rate weight of rung weight ``lam`` for a GOP coded at
+    ``coded_share`` of the source's pixels (1: the source size)."""
+    return lam * REF_REDUCTION * coded_share
+
+
+def lam_floor(visits_per_frame: float, coded_share: float | None = None) -> float:
     """The ladder lam closest (in log) to the smallest rate weight a fit of
     ``visits_per_frame`` (steps x batch / frames) still turns into picture; 0 for a fit of no
-    steps (nothing to fit: every rung's lam stands)."""
+    steps (nothing to fit: every rung's lam stands). With ``coded_share`` the ladder's weights
+    as a GOP coded at that share of the source's pixels fits them (:func:`rung_weight`), so a
+    raised rung takes a real rung's weight."""
     if visits_per_frame <= 0:
         return 0.0
     want = math.log(FLOOR_LAM_VISITS / visits_per_frame)
-    return min((r.lam for r in LADDER.values()), key=lambda lam: abs(math.log(lam) - want))
+    lams = (r.lam if coded_share is None else rung_weight(r.lam, coded_share) for r in LADDER.values())
+    return min(lams, key=lambda lam: abs(math.log(lam) - want))
 
 
-def floor_rung(visits_per_frame: float) -> int:
+def floor_rung(visits_per_frame: float, coded_share: float | None = None) -> int:
     """The rung every higher one is fitted as at this budget (the top rung when none is raised)."""
-    floor = lam_floor(visits_per_frame)
-    return max(q for q, r in LADDER.items() if r.lam >= floor) if floor else max(LADDER)
+    floor = lam_floor(visits_per_frame, coded_share)
+    scale = 1.0 if coded_share is None else rung_weight(1.0, coded_share)
+    return max(q for q, r in LADDER.items() if r.lam * scale >= floor) if floor else max(LADDER)
 
 
-def rung_lam(quality: int, visits_per_frame: float) -> float:
-    """The rate weight rung ``quality`` fits with at a budget of ``visits_per_frame``."""
-    return max(LADDER[quality].lam, lam_floor(visits_per_frame))
+def rung_lam(quality: int, visits_per_frame: float, coded_share: float | None = None) -> float:
+    """The rate weight rung ``quality`` fits with at a budget of ``visits_per_frame`` (per coded
+    pixel of a GOP coded at ``coded_share`` of the source; None: the ladder's own weights)."""
+    lam = LADDER[quality].lam if coded_share is None else rung_weight(LADDER[quality].lam, coded_share)
+    return max(lam, lam_floor(visits_per_frame, coded_share))

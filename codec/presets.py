@@ -268,7 +268,7 @@ def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
         r = schedule(p, width, height, frames, coded_hw=(ch, cw))
         top_r = schedule(p, width, height, frames, coded_hw=(th, tw))
         mark = "  (default)" if p == DEFAULT_PRESET else ""
-        top = floor_rung(top_r.steps * top_r.batch / frames)
+        top = floor_rung(top_r.steps * top_r.batch / frames, tw * th / (width * height))
         lines.append(f"  {p:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
                      f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s} {f'{tw}x{th}':>10s}{mark}")
     return "\n".join(lines)

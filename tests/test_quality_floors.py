@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import codec
+from codec.ladder import LADDER
 from nervcore.video_io import Video, read_video
 from tests.conftest import DATA
 
@@ -30,7 +31,10 @@ from tests.conftest import DATA
 # 15.12 dB, q8 4895 B 19.25 dB (fewer bytes, more picture). Since the entropy coder's parameter
 # search covers every R (2026-11-29, same machine; the pictures are the same): q1 303 B, q4 467 B,
 # q8 4723 B. The bands hold those, not the old search's (a low rung's sparse tensors cost 2x).
-FLOORS = {1: (10.3, 220, 450), 4: (13.2, 350, 640), 8: (18.3, 3500, 6300)}
+# Since a rung weighs bits per source pixel (codec.ladder.rung_weight, 2026-11-29): this crop is
+# coded at its own size, so every rung fits with 8x its old weight per coded pixel: q1 301 B
+# 11.47 dB, q4 313 B 13.25 dB, q8 1731 B 17.54 dB (same machine).
+FLOORS = {1: (10.5, 225, 380), 4: (12.3, 235, 395), 8: (16.5, 1300, 2170)}
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +66,9 @@ def test_quality_and_bytes_rise_with_the_rung(ladder):
 
 
 def test_shipped_init_beats_random_init_at_20_steps(clip, tmp_path):
-    meta = codec.encode(clip, tmp_path / "m.nerv", steps=20, quality=8, batch=8, progress=False)
-    rand = codec.encode(clip, tmp_path / "r.nerv", steps=20, quality=8, init="random", batch=8,
+    lam = LADDER[8].lam  # per coded pixel, as -q 8 fitted this crop before rungs counted source pixels
+    meta = codec.encode(clip, tmp_path / "m.nerv", steps=20, lam=lam, batch=8, progress=False)
+    rand = codec.encode(clip, tmp_path / "r.nerv", steps=20, lam=lam, init="random", batch=8,
                          progress=False)
     # measured 17.92 vs 13.16 dB (c8; 20 visits per frame fit -q 8 as -q 6 since the budget
     # floor, codec.ladder.lam_floor; at q8's own lam: 18.74 vs 13.15, c12: 18.40 vs 13.16)
