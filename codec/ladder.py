@@ -58,8 +58,11 @@ FLOOR_LAM_VISITS = 1.5
 # 832x480 (f = 16) and 0.0185 on QCIF (f = 2.56); per source pixel it lands within 1.7x on
 # five train clips of 320x180-640x480 at an unchanged rate-distortion curve
 # (benchmarks/results/rate-per-pixel/). REF_REDUCTION is the reduction at which a rung keeps
-# the lam of the ladder above (the bench and train clips are coded 4-16x smaller at `medium`).
-REF_REDUCTION = 8.0
+# the lam of the ladder above: 4, about what the top rungs' larger coded sizes reduce the bench
+# and train clips by at `medium` (the middle rungs: 4-16), so the top of the ladder stays where
+# it was and the middle rungs of large clips get the bytes they lacked (at 8 the tops fell
+# 0.2-0.5 dB, benchmarks/results/v6-srcpx/README.md).
+REF_REDUCTION = 4.0
 
 
 def rung_weight(lam: float, coded_share: float) -> float:

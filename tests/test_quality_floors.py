@@ -32,9 +32,9 @@ from tests.conftest import DATA
 # search covers every R (2026-11-29, same machine; the pictures are the same): q1 303 B, q4 467 B,
 # q8 4723 B. The bands hold those, not the old search's (a low rung's sparse tensors cost 2x).
 # Since a rung weighs bits per source pixel (codec.ladder.rung_weight, 2026-11-29): this crop is
-# coded at its own size, so every rung fits with 8x its old weight per coded pixel: q1 301 B
-# 11.47 dB, q4 313 B 13.25 dB, q8 1731 B 17.54 dB (same machine).
-FLOORS = {1: (10.5, 225, 380), 4: (12.3, 235, 395), 8: (16.5, 1300, 2170)}
+# coded at its own size, so every rung fits with 4x its old weight per coded pixel: q1 301 B
+# 11.50 dB, q4 323 B 13.31 dB, q8 2253 B 18.21 dB (same machine).
+FLOORS = {1: (10.5, 225, 380), 4: (12.3, 240, 405), 8: (17.2, 1690, 2820)}
 
 
 @pytest.fixture(scope="module")
