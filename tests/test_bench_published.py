@@ -18,12 +18,12 @@ PUBLISHED = {"v1": (0.05, 0.1, 0.2), "v1-s300": (0.05, 0.1, 0.2), "v1-s600": (0.
              "v4-c8-balanced": (0.02, 0.05, 0.1), "v4-c8-metasgd": (0.02, 0.05, 0.1),
              "v4-adam": (0.02, 0.05, 0.1), "v4-random": (0.02, 0.05, 0.1), "v5-entropy": (0.02, 0.05, 0.1),
              "v5-prefilter": (0.02, 0.05, 0.1), "v5-slow": (0.02, 0.05, 0.1),
-             "v5-floor": (0.02, 0.05, 0.1)}
+             "v5-floor": (0.02, 0.05, 0.1), "v6-srcpx8": (0.02, 0.05, 0.1), "v6-srcpx": (0.02, 0.05, 0.1)}
 VERSUS = {"v2-s300": "v1-s300", "v2-medium": "v2-s300", "v3-medium": "v2-medium",
            "v3-medium-rungs": "v3-medium", "v4-guard": "v4-guard-97aec1c1",
            "v4-c8-balanced": "v4-guard", "v4-c8-metasgd": "v4-guard",
           "v5-entropy": "v4-c8-metasgd", "v5-prefilter": "v5-entropy", "v5-slow": "v5-prefilter",
-          "v5-floor": "v5-prefilter"}  # results dir -> the earlier run its README command compares with
+          "v5-floor": "v5-prefilter", "v6-srcpx8": "v5-floor", "v6-srcpx": "v5-floor"}  # results dir -> the earlier run its README command compares with
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
