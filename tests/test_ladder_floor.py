@@ -36,7 +36,9 @@ def test_the_default_rung_is_not_raised_at_any_preset_of_a_cif_gop():
     """-q 5 keeps its lam from medium up; the floor only trims rungs the fit cannot use."""
     for p in PRESET_NAMES[PRESET_NAMES.index("medium"):]:
         s = schedule(p, 352, 288, 120)
-        assert rung_lam(5, s.steps * s.batch / 120) == LADDER[5].lam, p
+        visits = s.steps * s.batch / 120
+        assert rung_lam(5, visits) == LADDER[5].lam, p
+        assert rung_lam(5, visits, 1.0) == rung_weight(LADDER[5].lam, 1.0), p  # as fitted at the source size
 
 
 @pytest.fixture(scope="module")
