@@ -128,6 +128,15 @@ def load_points(path: str | Path) -> dict[str, dict[str, dict[int, dict[str, Any
     return pts
 
 
+def curve_bd(anchor: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
+             quality: str = "psnr") -> tuple[float | None, float | None]:
+    """BD-rate (%) and BD-quality of the records ``test`` against ``anchor`` (each a curve of
+    records with ``bpp`` and ``quality``); None where the curves do not overlap."""
+    ra, qa = [r["bpp"] for r in anchor], [r[quality] for r in anchor]
+    rt, qt = [r["bpp"] for r in test], [r[quality] for r in test]
+    return bd_rate(ra, qa, rt, qt), bd_psnr(ra, qa, rt, qt)
+
+
 def distinct_rungs(rungs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """The records of ``{q: record}`` in rung order, without a rung that wrote the same file as a
     lower one (same bytes and PSNR: a rung raised to the budget floor is a copy); a curve for
@@ -163,10 +172,8 @@ def bd_tables(pts: dict, anchor: str) -> str:
             bdr = bdp = bds = None
             if base and v != anchor and sorted(rs) == sorted(base):
                 ks = sorted(rs)
-                ra, rt = [base[q]["bpp"] for q in ks], [rs[q]["bpp"] for q in ks]
-                pa, pt = [base[q]["psnr"] for q in ks], [rs[q]["psnr"] for q in ks]
-                sa, st = [base[q]["ms_ssim"] for q in ks], [rs[q]["ms_ssim"] for q in ks]
-                bdr, bdp, bds = bd_rate(ra, pa, rt, pt), bd_psnr(ra, pa, rt, pt), bd_rate(ra, sa, rt, st)
+                a, t = [base[q] for q in ks], [rs[q] for q in ks]
+                (bdr, bdp), bds = curve_bd(a, t), curve_bd(a, t, "ms_ssim")[0]
                 gains[v].append((clip, bdr, bdp, bds))
             steps = next(iter(rs.values()))["steps"]
             lines.append(f"| {clip} | {v} | {steps} | " + " | ".join(cells)

@@ -71,6 +71,11 @@ def rung_weight(lam: float, coded_share: float) -> float:
     return lam * REF_REDUCTION * coded_share
 
 
+def _weight(lam: float, coded_share: float | None) -> float:
+    """``lam`` as fitted at ``coded_share`` (:func:`rung_weight`); None: the ladder's own units."""
+    return lam if coded_share is None else rung_weight(lam, coded_share)
+
+
 def lam_floor(visits_per_frame: float, coded_share: float | None = None) -> float:
     """The ladder lam closest (in log) to the smallest rate weight a fit of
     ``visits_per_frame`` (steps x batch / frames) still turns into picture; 0 for a fit of no
@@ -80,19 +85,16 @@ def lam_floor(visits_per_frame: float, coded_share: float | None = None) -> floa
     if visits_per_frame <= 0:
         return 0.0
     want = math.log(FLOOR_LAM_VISITS / visits_per_frame)
-    lams = (r.lam if coded_share is None else rung_weight(r.lam, coded_share) for r in LADDER.values())
-    return min(lams, key=lambda lam: abs(math.log(lam) - want))
+    return min((_weight(r.lam, coded_share) for r in LADDER.values()), key=lambda lam: abs(math.log(lam) - want))
 
 
 def floor_rung(visits_per_frame: float, coded_share: float | None = None) -> int:
     """The rung every higher one is fitted as at this budget (the top rung when none is raised)."""
     floor = lam_floor(visits_per_frame, coded_share)
-    scale = 1.0 if coded_share is None else rung_weight(1.0, coded_share)
-    return max(q for q, r in LADDER.items() if r.lam * scale >= floor) if floor else max(LADDER)
+    return max(q for q, r in LADDER.items() if _weight(r.lam, coded_share) >= floor) if floor else max(LADDER)
 
 
 def rung_lam(quality: int, visits_per_frame: float, coded_share: float | None = None) -> float:
     """The rate weight rung ``quality`` fits with at a budget of ``visits_per_frame`` (per coded
     pixel of a GOP coded at ``coded_share`` of the source; None: the ladder's own weights)."""
-    lam = LADDER[quality].lam if coded_share is None else rung_weight(LADDER[quality].lam, coded_share)
-    return max(lam, lam_floor(visits_per_frame, coded_share))
+    return max(_weight(LADDER[quality].lam, coded_share), lam_floor(visits_per_frame, coded_share))

@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks.bdrate import bd_psnr, bd_rate
+from benchmarks.trials import curve_bd
 
 HERE = Path(__file__).parent
 
@@ -50,9 +50,8 @@ def main(argv: list[str]) -> int:
         if len(live) < 2:
             print(f"| {clip} | {len(live)} | n/a | n/a | |")
             continue
-        ra, pa = [r["bpp"] for r in live], [r["psnr"] for r in live]
-        rt, pt = [r["bpp"] for r in d], [r["psnr"] for r in d]
-        bdr, bdp = bd_rate(ra, pa, rt, pt), bd_psnr(ra, pa, rt, pt)
+        bdr, bdp = curve_bd(live, d)
+        pa, pt = [r["psnr"] for r in live], [r["psnr"] for r in d]
         lo, hi = max(min(pa), min(pt)), min(max(pa), max(pt))
         got.append((bdr, bdp))
         print(f"| {clip} | {len(live)} | {'n/a' if bdr is None else f'{bdr:+.1f} %'} | "

@@ -10,8 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from benchmarks.bdrate import bd_rate
-from benchmarks.trials import distinct_rungs, load_points
+from benchmarks.trials import curve_bd, distinct_rungs, load_points
 
 
 def main(argv: list[str]) -> int:
@@ -32,8 +31,7 @@ def main(argv: list[str]) -> int:
                     d, e = top["psnr"] - otop["psnr"], math.log(top["bytes"] / otop["bytes"])
                     slopes.append(d / e)
                     gain = f"+{d:.2f} dB for ×{top['bytes'] / otop['bytes']:.2f} ({d / e:.2f} dB per e-fold)"
-                b = bd_rate([r["bpp"] for r in old], [r["psnr"] for r in old],
-                            [r["bpp"] for r in rs], [r["psnr"] for r in rs])
+                b = curve_bd(old, rs)[0]
                 if b is not None:
                     bds.append(b)
                     bd = f"{b:+.1f} %"

@@ -11,8 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks.bdrate import bd_psnr, bd_rate
-from benchmarks.trials import distinct_rungs
+from benchmarks.trials import curve_bd, distinct_rungs
 
 
 def curves(path: Path) -> dict[str, dict[str, list[dict]]]:
@@ -39,8 +38,7 @@ def main(argv: list[str]) -> int:
         a, t = cs[clip]["ladder"], cs[clip]["v96"]
         bdr = bdp = None
         if len(a) >= 2 and len(t) >= 2:
-            bdr = bd_rate([r["bpp"] for r in a], [r["psnr"] for r in a], [r["bpp"] for r in t], [r["psnr"] for r in t])
-            bdp = bd_psnr([r["bpp"] for r in a], [r["psnr"] for r in a], [r["bpp"] for r in t], [r["psnr"] for r in t])
+            bdr, bdp = curve_bd(a, t)
             gains.append((bdr, bdp, t[-1]["psnr"] - a[-1]["psnr"]))
         for v, rows in (("ladder", a), ("v96", t)):
             cells = ", ".join(f"q{r['q']} {r['bpp']:.4f} / {r['psnr']:.2f}" for r in rows)
