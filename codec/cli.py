@@ -171,7 +171,7 @@ def encode_main(argv: list[str]) -> int:
                                             coded_hw=(r.coded_height, r.coded_width), tune=a.tune)
         line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
     print(line)
-    share = r.coded_width * r.coded_height / (r.width * r.height)
+    share = presets.coded_share(r.width, r.height, r.coded_width, r.coded_height)
     rung = rung_weight(LADDER[a.quality].lam, share)
     if a.lam is None and a.bpp is None and r.lam > rung * (1 + 1e-6):
         as_q = next((q for q, x in LADDER.items() if abs(rung_weight(x.lam, share) - r.lam) <= 1e-6 * r.lam), None)

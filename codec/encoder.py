@@ -41,7 +41,8 @@ from codec.finetune import (DEFAULT_TUNE, DISTORTIONS, CodedGop, FitSettings, Fi
 from codec.inits import random_init_config, resolve_init
 from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, lam_floor, rung_weight
 from codec.parallel import RankLink, in_order_pool, start_distributed
-from codec.presets import DEFAULT_PRESET, auto_coded_size, auto_visits, check_preset, coded_size, fit_overrides
+from codec.presets import (DEFAULT_PRESET, auto_coded_size, auto_visits, check_preset, coded_share, coded_size,
+                           fit_overrides)
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 from metanerv.init_file import InitFile, lr_scales
@@ -216,7 +217,7 @@ class GopPlan:
     @property
     def coded_share(self) -> float:
         """Coded pixels per output pixel (1 when the networks draw the output size)."""
-        return self.coded_width * self.coded_height / (self.width * self.height)
+        return coded_share(self.width, self.height, self.coded_width, self.coded_height)
 
     def gop_fit(self, frames: int) -> dict:
         """FitSettings overrides of a GOP of ``frames`` frames (``codec.presets``): the budget

@@ -268,7 +268,7 @@ def table_text(width: int = 352, height: int = 288, frames: int = 120) -> str:
         r = schedule(p, width, height, frames, coded_hw=(ch, cw))
         top_r = schedule(p, width, height, frames, coded_hw=(th, tw))
         mark = "  (default)" if p == DEFAULT_PRESET else ""
-        top = floor_rung(top_r.steps * top_r.batch / frames, tw * th / (width * height))
+        top = floor_rung(top_r.steps * top_r.batch / frames, coded_share(width, height, tw, th))
         lines.append(f"  {p:10s} {r.steps:6d} {r.batch:5d} {r.visits_per_frame:12.1f} "
                      f"{r.predicted_seconds_per_mp:6.1f} {top:6d} {f'{cw}x{ch}':>10s} {f'{tw}x{th}':>10s}{mark}")
     return "\n".join(lines)
@@ -292,6 +292,12 @@ def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
         raise NervcError(f"--scale must be auto or an integer 1..{MAX_SCALE}, got {scale!r}")
     return -(-width // scale), -(-height // scale)
+
+
+def coded_share(width: int, height: int, coded_width: int, coded_height: int) -> float:
+    """Coded pixels per source pixel of frames drawn at ``coded_width x coded_height`` (1: the
+    source size): what a -q rung's rate weight is scaled by (``codec.ladder.rung_weight``)."""
+    return coded_width * coded_height / (width * height)
 
 
 def _reduced(width: int, height: int, factor: float) -> tuple[int, int]:
