@@ -1,6 +1,6 @@
 """Frozen copy of the encoder's v2 fit loop as of commit 4b943a8 (the reference of
 ``benchmarks/speed.py``): ``codec/finetune.py``'s ``start_fit``/``run_fit``/``finish_fit``,
-and ``codec/rate.py``'s per-tensor ``RateModel``.
+and ``metanerv/rate.py``'s per-tensor ``RateModel``.
 
 Do not edit: it is what the current loop is timed and judged against. Only ``wsd_lr``,
 ``decay_start``, ``FitSettings``, ``CodedGop``, ``initial_step``, the rate helpers, the
@@ -19,7 +19,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from codec.finetune import CodedGop, FitSettings, decay_start, wsd_lr
-from codec.rate import F16_TINY, INIT_SCALE, f16_ste, initial_step, laplace_bits, round_ste
+from metanerv.rate import F16_TINY, INIT_SCALE, f16_ste, initial_step, laplace_bits, round_ste
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
 

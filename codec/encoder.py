@@ -45,7 +45,7 @@ from codec.presets import (DEFAULT_PRESET, auto_coded_size, auto_visits, check_p
                            fit_overrides)
 from nervcore.errors import NervcError
 from nervcore.video_io import Video, VideoSource, as_source, check_output
-from metanerv.init_file import InitFile, lr_scales
+from metanerv.init_file import FIT_LR_CLAMP, InitFile, lr_scales
 from metanerv.model import (NeRVConfig, build_model, decode_param_names, downscale_frames, grid_size_for, init_state_for,
                             pad_to_stride, prefilter_frames)
 
@@ -149,7 +149,7 @@ def coded_target(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return area.lerp_(prefilter_frames(frames, height, width), PREFILTER_SHARE)
 
 
-META_LR_CLAMP = (0.1, 10.0)  # bounds on an init's Meta-SGD step-size multipliers in the fit
+META_LR_CLAMP = FIT_LR_CLAMP  # bounds on an init's Meta-SGD step-size multipliers in the fit
 
 # --bpp's search (fit_to_rate): a fit at the default preset with a fixed lam spends about
 # RATE_PRIOR_C * lam ** -RATE_SLOPE bits of levels per coded pixel (single-rung `medium` encodes

@@ -2,7 +2,7 @@
 
 The decode weights are ``base + step * round(r / step)`` (``base`` = the init's tensors for
 delta coding, zero without an init); the residuals ``r``, the per-tensor steps and the Laplace
-scales of :class:`codec.rate.RateModel` are trained together on
+scales of :class:`metanerv.rate.RateModel` are trained together on
 ``distortion + lam * bits / pixels``. There is no separate pruning or bit-depth choice: a
 weight the picture does not need is pulled to level 0 by the rate term, where it costs a
 fraction of a bit (and, with an init, keeps the init's value).
@@ -34,9 +34,10 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from codec.entropy import MAX_LEVEL
-from codec.rate import F16_TINY, RateModel, initial_step
+from metanerv.rate import F16_TINY, RateModel, initial_step
 from metanerv.losses import MSE_PRICE, psnr, reconstruction_loss
 from metanerv.model import NeRV, decode_param_names, frame_times
+from metanerv.schedule import wsd_lr
 
 
 STATS_EVERY = 10  # steps between progress-bar updates (each one waits for the device)
@@ -188,20 +189,6 @@ class CodedGop:
             r = torch.from_numpy(lv.astype(np.float32)) * float(np.float32(s))
             out[k] = r + base[k].cpu() if base is not None else r
         return out
-
-
-def wsd_lr(step: int, total: int, peak: float, warmup: int, decay_from: int) -> float:
-    """Warmup, stable at ``peak`` until ``decay_from``, then a cosine down to zero at ``total``.
-
-    The stable part is what ladder rungs share; each rung's decay is its own, starting at the
-    full step size, so a branch can still move far from the shared state.
-    """
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    if step < decay_from:
-        return peak
-    progress = (step - decay_from) / max(total - decay_from, 1)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def decay_start(s: FitSettings) -> int:

@@ -165,6 +165,9 @@ def _check_metasgd(p: Path, config: NeRVConfig, state: dict[str, Tensor], record
                              f"not a finite number within +-{MAX_ABS_LOG_LR:g}")
 
 
+FIT_LR_CLAMP = (0.1, 10.0)  # bounds on the multipliers where a fit uses them (encoder, coded meta-training)
+
+
 def lr_scales(init: InitFile, clamp: tuple[float, float] | None = None) -> dict[str, float] | None:
     """Per-tensor learning-rate multipliers from an init's learned Meta-SGD step sizes.
 

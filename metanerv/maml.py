@@ -14,6 +14,10 @@ never mutates the meta-parameters it adapts from (the ``clone`` semantics of lea
   weights (FOMAML). Learned step sizes get gradients in both modes.
 * ``reptile_adapt`` runs detached inner Adam steps and ``reptile_grad`` turns the distance to the
   adapted weights into a pseudo-gradient, so Reptile can share the outer optimizer.
+* ``coded_adapt`` is the encoder's fit as an inner loop: quantized residuals from the init, their
+  learned steps and Laplace scales (``metanerv.rate.RateModel``), ``distortion + lam * bits /
+  pixels``, Adam with optional per-tensor step-size multipliers. It returns the quantized
+  residuals, the move the encoder would store, for Reptile or first-order MAML to learn from.
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
+
+from metanerv.rate import RateModel, initial_step
+from metanerv.schedule import wsd_lr
 
 Params = dict[str, Tensor]
 LossFn = Callable[[Params, int], Tensor]  # (params, inner step) -> loss; the step picks a batch
@@ -117,6 +124,57 @@ def reptile_grad(task_params: Mapping[str, Tensor], adapted: Mapping[str, Tensor
     if total is None:
         raise ValueError("no parameters")
     return total
+
+
+def coded_adapt(loss_fn: LossFn, start: Mapping[str, Tensor], names: Iterable[str], steps: int,
+                lr: float, lam: float, pixels: int, rate_lr: float | None = None,
+                lr_scales: Mapping[str, float] | None = None, seed: int = 0,
+                betas: tuple[float, float] = (0.9, 0.999), decay_fraction: float = 0.4) -> Params:
+    """The encoder's rate-distortion fit from ``start`` (detached); returns ``step * round(r / step)``
+    of every tensor of ``names``: what the file would add to ``start``.
+
+    As ``codec.finetune`` fits a GOP: the residuals ``r`` start at zero with steps of
+    :func:`metanerv.rate.initial_step` of ``start``; every step adds the quantized residuals to
+    ``start``, prices them with uniform-noise bits and minimises ``loss_fn + lam * bits / pixels``
+    with Adam (``lr`` for the residuals, ``rate_lr`` for the log steps and scales); ``lr_scales``
+    multiplies each tensor's Adam update (the init's Meta-SGD step sizes, as the encoder uses
+    them). The step size follows the encoder's schedule (``wsd_lr``: its last ``decay_fraction``
+    a cosine to zero): at a constant one, the residuals the rate holds at zero jitter by about a
+    step size around it and end on non-zero levels that buy no picture.
+    """
+    names = list(names)
+    base = {k: v.detach() for k, v in start.items()}
+    resid = {k: torch.zeros_like(base[k]) for k in names}
+    rate = RateModel(resid, {k: initial_step(base[k], resid[k]) for k in names})
+    flat = rate.flatten(resid).requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [flat], "lr": lr},
+                            {"params": list(rate.parameters()), "lr": rate_lr or lr}], betas=betas)
+    scale = None
+    if lr_scales:
+        per_tensor = torch.tensor([float(lr_scales.get(k, 1.0)) for k in names], device=flat.device)
+        scale = per_tensor.index_select(0, rate.segment)
+    gen = torch.Generator(device=flat.device).manual_seed(seed)
+    decay_from = int(round(steps * (1.0 - decay_fraction)))
+    for k in range(steps):
+        f = wsd_lr(k, steps, 1.0, warmup=max(steps // 20, 1), decay_from=decay_from)
+        opt.param_groups[0]["lr"] = lr * f
+        opt.param_groups[1]["lr"] = (rate_lr or lr) * f
+        noise = torch.rand(flat.shape, generator=gen, device=flat.device, dtype=flat.dtype).sub_(0.5)
+        q, bits = rate.quantize_flat(flat, noise)
+        deltas = rate.unflatten(q)
+        params = {n: base[n] + deltas[n] if n in deltas else base[n] for n in base}
+        loss = loss_fn(params, k) + lam * bits / pixels
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if scale is None:
+            opt.step()
+        else:
+            with torch.no_grad():
+                prev = flat.detach().clone()
+                opt.step()
+                flat.sub_(prev).mul_(scale).add_(prev)
+    with torch.no_grad():
+        return {k: v.detach().clone() for k, v in rate.unflatten(rate.quantize_flat(flat)[0]).items()}
 
 
 def clip_grad_norm_(tensors: Iterable[Tensor], max_norm: float) -> float:

@@ -5,9 +5,13 @@ on short tasks and lengthening them lets the init first learn the spatial prior 
 temporal one (MetaNeRV's progressive strategy). ``progress`` is the fraction of the training
 budget spent (steps or minutes, whichever is further along), so the schedule works for either
 kind of budget and survives a resume.
+
+``wsd_lr`` is the step-size schedule of a fit (warmup, stable, cosine decay): the encoder's
+(``codec.finetune``) and that of meta-training's coded inner loop (``metanerv.maml.coded_adapt``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -47,3 +51,17 @@ class FrameSchedule:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def wsd_lr(step: int, total: int, peak: float, warmup: int, decay_from: int) -> float:
+    """Warmup, stable at ``peak`` until ``decay_from``, then a cosine down to zero at ``total``.
+
+    The stable part is what ladder rungs share; each rung's decay is its own, starting at the
+    full step size, so a branch can still move far from the shared state.
+    """
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if step < decay_from:
+        return peak
+    progress = (step - decay_from) / max(total - decay_from, 1)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))

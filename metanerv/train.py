@@ -13,6 +13,10 @@ progressive number of frames per task) are on by default and can be switched off
 ``--algo metasgd`` (second-order MAML with one learned step size per tensor, the same as
 ``--algo maml --learn-lr``) writes the learned step sizes into the init file (see
 ``metanerv.init_file.lr_scales``); so does any ``--learn-lr`` run.
+``--inner-rate LO,HI`` makes the inner loop the encoder's own fit (``metanerv.maml.coded_adapt``):
+quantized residuals from the init priced at a rate weight drawn log-uniformly from ``LO..HI``
+(per coded pixel, as ``codec.ladder.rung_weight`` gives the encoder's), so the init learns from
+the moves the encoder would store, not from an unconstrained fit.
 Randomness for task ``k`` of process ``r`` at step ``s`` comes from ``default_rng([seed, r, s, k])``,
 so a resumed run (``--resume``) draws exactly the tasks the uninterrupted run would have.
 """
@@ -37,9 +41,9 @@ from tqdm import tqdm
 from nervcore.errors import NervcError
 from metanerv import maml
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
-from metanerv.init_file import InitFile, load_init, save_init
+from metanerv.init_file import FIT_LR_CLAMP, InitFile, load_init, lr_scales, save_init
 from metanerv.losses import META_LOSSES, multiscale_loss, psnr, task_distortion
-from metanerv.model import NeRV, NeRVConfig, build_model, resize_grid
+from metanerv.model import NeRV, NeRVConfig, build_model, decode_param_names, resize_grid
 from metanerv.schedule import FrameSchedule
 from metanerv.tasks import (DEFAULT_CROP_WIDTHS, DEFAULT_GOPS, DEFAULT_SIDES, Task, TaskSampler,
                             parse_task_mix)
@@ -90,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--loss", choices=META_LOSSES, default="ssim",
                    help="what each task fits: ssim (0.7 L1 + 0.3 (1 - SSIM)) or balanced (half that, "
                         "half a log-MSE term: the encoder's default --tune)")
+    g.add_argument("--inner-rate", type=_csv_floats, default=None, metavar="LO,HI",
+                   help="inner loop = the encoder's rate-distortion fit of quantized residuals, at a rate "
+                        "weight (per coded pixel) drawn log-uniformly from LO..HI per task; reptile or "
+                        "fomaml; uses the --start-from init's learned step sizes as the encoder does")
+    g.add_argument("--rate-frames", type=int, default=60,
+                   help="with --inner-rate: a task's bits are priced per pixel of a GOP this many frames "
+                        "long (at least the task's own), as the encoder spreads them over its GOP")
     g.add_argument("--outer-lr", type=float, default=2e-3, help="Adam step size of the init")
     g.add_argument("--lr-lr", type=float, default=5e-3, help="Adam step size of the learned log step sizes")
     g.add_argument("--outer-decay", type=float, default=0.1,
@@ -240,12 +251,14 @@ def task_view(base: dict[str, Tensor], grid_hw: tuple[int, int]) -> dict[str, Te
 
 def meta_task_grad(model: NeRV, base: dict[str, Tensor], log_lrs: dict[str, Tensor] | None,
                    task: Task, opts: argparse.Namespace, weights: tuple[float, ...] | None,
-                   device: torch.device, rng: np.random.Generator, scale: float = 1.0) -> float:
+                   device: torch.device, rng: np.random.Generator, scale: float = 1.0,
+                   inner_scales: dict[str, float] | None = None) -> float:
     """Accumulate ``scale`` x this task's meta-gradient into ``.grad``; returns the query PSNR.
 
     The inner steps each see a random batch of the task's frames (as the encoder's fine-tuning
     does); MAML's query loss is taken on a further random batch, so the init is rewarded for
-    adapting to the whole clip, not only to the frames it stepped on.
+    adapting to the whole clip, not only to the frames it stepped on. With ``opts.inner_rate``
+    the inner loop is the encoder's coded fit (:func:`coded_task_grad`).
     """
     s = model.config.total_stride
     grid_hw = (task.hw[0] // s, task.hw[1] // s)
@@ -253,6 +266,8 @@ def meta_task_grad(model: NeRV, base: dict[str, Tensor], log_lrs: dict[str, Tens
     fn, evaluate = task_loss(model, task, weights, device, batches, getattr(opts, "loss", "ssim"))
     inner_opt = opts.inner_opt or ("adam" if opts.algo == "reptile" else "sgd")
     query = batches[-1]
+    if getattr(opts, "inner_rate", None):
+        return coded_task_grad(model, base, task, opts, fn, evaluate, grid_hw, query, rng, scale, inner_scales)
     if opts.algo == "reptile":
         with torch.no_grad():
             start = task_view(base, grid_hw)
@@ -265,6 +280,36 @@ def meta_task_grad(model: NeRV, base: dict[str, Tensor], log_lrs: dict[str, Tens
     adapted = maml.adapt(fn, task_view(base, grid_hw), opts.inner_steps, lrs,
                          first_order=opts.algo == "fomaml", opt=inner_opt,
                          learn_lrs=log_lrs is not None)
+    loss, pred, x = evaluate(adapted, query)
+    (scale * loss).backward()
+    return float(psnr(pred.detach(), x))
+
+
+def coded_task_grad(model: NeRV, base: dict[str, Tensor], task: Task, opts: argparse.Namespace,
+                    fn, evaluate, grid_hw: tuple[int, int], query: Tensor, rng: np.random.Generator,
+                    scale: float, inner_scales: dict[str, float] | None) -> float:
+    """One task through the encoder's coded fit (``maml.coded_adapt``) at a random rate weight.
+
+    Reptile moves the init toward ``init + Q(r)``, the weights the file would decode; first-order
+    MAML takes the query batch's gradient at those weights, which for the many residuals the rate
+    keeps at level 0 is the gradient of the picture with respect to the init's own values.
+    """
+    lo, hi = opts.inner_rate
+    lam = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    h, w = task.hw
+    pixels = max(opts.rate_frames, task.frames.shape[0]) * h * w
+    with torch.no_grad():
+        start = task_view(base, grid_hw)
+    moves = maml.coded_adapt(fn, start, decode_param_names(model), opts.inner_steps, opts.inner_lr, lam,
+                             pixels, lr_scales=inner_scales, seed=int(rng.integers(2 ** 31)))
+    view = task_view(base, grid_hw)
+    if opts.algo == "reptile":
+        adapted = {k: start[k] + moves[k] if k in moves else start[k] for k in start}
+        (scale * maml.reptile_grad(view, adapted)).backward()
+        with torch.no_grad():
+            _, pred, x = evaluate(adapted, query)
+            return float(psnr(pred, x))
+    adapted = {k: view[k] + moves[k] if k in moves else view[k] for k in view}
     loss, pred, x = evaluate(adapted, query)
     (scale * loss).backward()
     return float(psnr(pred.detach(), x))
@@ -318,6 +363,13 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         opts.learn_lr = True
     if opts.learn_lr and opts.algo == "reptile":
         raise NervcError("--learn-lr needs --algo maml, fomaml or metasgd (Reptile has no differentiable inner loop)")
+    if opts.inner_rate is not None:
+        if opts.algo not in ("reptile", "fomaml") or opts.learn_lr:
+            raise NervcError("--inner-rate needs --algo reptile or fomaml (the coded fit is not differentiated)")
+        if len(opts.inner_rate) != 2 or not 0 < opts.inner_rate[0] <= opts.inner_rate[1]:
+            raise NervcError("--inner-rate wants LO,HI with 0 < LO <= HI")
+        if opts.rate_frames < 1:
+            raise NervcError("--rate-frames must be at least 1")
     s = config.total_stride
     if "crop" in opts.task_mix:
         if len(opts.crop_widths) != 2 or not 0 < opts.crop_widths[0] <= opts.crop_widths[1]:
@@ -378,6 +430,15 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         if world > 1:
             dist.barrier()
     start = _start_init(opts.start_from, config) if opts.start_from and not opts.resume else None
+    # A continuation that does not learn step sizes keeps the ones it started from (they are per
+    # tensor name, so they carry over to the same shape); the coded inner loop uses them.
+    carried = None
+    if opts.start_from and not opts.learn_lr:
+        source = start or _start_init(opts.start_from, config)
+        if source.metasgd:
+            carried = dict(source.metasgd)
+            carried["source"] = f"{opts.start_from} (id {source.short_id}), carried over unchanged"
+    inner_scales = lr_scales(source, clamp=FIT_LR_CLAMP) if carried and opts.inner_rate else None
     model = build_model(config, opts.grid, start.state if start else None, seed=opts.seed).to(device)
     start_from = {"path": str(opts.start_from), "id": start.digest.hex()[:16]} if start else None
     base = dict(model.named_parameters())
@@ -398,6 +459,10 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             raise NervcError(f"checkpoint {ckpt_path}: made with another model or algorithm")
         if bool(state.get("learn_lr")) != bool(opts.learn_lr):
             raise NervcError(f"checkpoint {ckpt_path}: --learn-lr differs from the checkpoint's")
+        made = state.get("inner_rate")
+        if made != (list(opts.inner_rate) if opts.inner_rate else None):
+            raise NervcError(f"checkpoint {ckpt_path}: made with --inner-rate "
+                             f"{','.join(map(str, made)) if made else '(none)'}, not as given now")
         if state.get("loss", "ssim") != opts.loss:
             raise NervcError(f"checkpoint {ckpt_path}: made with --loss {state.get('loss', 'ssim')}, "
                              f"not {opts.loss}")
@@ -439,6 +504,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         tensors.update(opt_tensors)
         save_checkpoint(ckpt_path, tensors, {
             "step": step, "elapsed": elapsed, "tasks": tasks_done, "algo": opts.algo, "loss": opts.loss,
+            "inner_rate": list(opts.inner_rate) if opts.inner_rate else None,
             "learn_lr": bool(opts.learn_lr), "config": config.to_dict(), "world_size": world,
             "optimizer": opt_meta, "command": command, "started": started, "start_from": start_from,
             "rng": {"seed": opts.seed, "scheme": "numpy default_rng([seed, rank, step, task])"}})
@@ -470,7 +536,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
                 rng = np.random.default_rng([opts.seed, rank, step, k])
                 task = sampler.sample(rng, n_frames)
                 psnrs.append(meta_task_grad(model, base, log_lrs, task, opts, weights, device, rng,
-                                            scale=1.0 / opts.tasks_per_step))
+                                            scale=1.0 / opts.tasks_per_step, inner_scales=inner_scales))
             grads = [p.grad for p in meta_tensors]
             stat = torch.tensor([float(np.mean(psnrs))], device=device)
             _all_reduce_mean(grads + [stat], world)
@@ -525,10 +591,13 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         if "native" in sampler.mix or "crop" in sampler.mix:
             info["full_res_tasks"] = {"gops": list(opts.gops), "crop_widths": list(opts.crop_widths),
                                       "native_max_side": opts.native_max_side}
+        if opts.inner_rate:
+            info["inner_rate"] = {"lam": list(opts.inner_rate), "per": "coded pixel",
+                                  "rate_frames": opts.rate_frames, "step_sizes": bool(inner_scales)}
         if log_lrs:
             info["inner_lrs"] = {n: float(v.detach().exp()) for n, v in log_lrs.items()}
         state = {n: p.detach().cpu() for n, p in base.items()}
-        learned = None
+        learned = carried
         if log_lrs:
             learned = {"log_lrs": {n: v.detach().cpu() for n, v in log_lrs.items()},
                        "inner_opt": info["inner"]["opt"], "inner_steps": opts.inner_steps}

@@ -12,7 +12,7 @@ import torch
 from benchmarks import fit_4b943a8 as old
 from codec import finetune as new
 from codec.decoder import pick_device
-from codec.rate import RateModel
+from metanerv.rate import RateModel
 from metanerv.losses import reconstruction_loss
 from metanerv.model import build_model, grid_size_for, init_state_for
 from metanerv.init_file import DEFAULT_INIT, load_init

@@ -242,3 +242,51 @@ def test_the_task_loss_can_be_the_encoders_balanced_mix(clip_dir, tmp_path, caps
     capsys.readouterr()
     assert train.main(_argv(clip_dir, part, "--steps", "3", "--resume")) == 1  # --loss ssim now
     assert "--loss balanced" in capsys.readouterr().err
+
+
+def test_coded_inner_loop_is_the_encoders_fit(clip_dir, tmp_path, capsys):
+    """--inner-rate: the inner loop fits quantized residuals at a rate weight; a heavier weight
+    stores fewer non-zero levels, every move is a whole number of its tensor's step, the run
+    keeps the step sizes of the init it started from (and uses them), and bad flags are refused."""
+    from metanerv import maml
+    torch.manual_seed(0)
+    model = build_model(train.tiny_config(), (2, 2))
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    names = [n for n in start if not n.startswith("aux_heads.")]
+    t = torch.tensor([0.0, 0.5])
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def fn(params, k):
+        return (torch.func.functional_call(model, params, (t,)) - target).square().mean()
+
+    light = maml.coded_adapt(fn, start, names, 40, 2e-2, lam=0.0, pixels=2 * 32 * 32)
+    heavy = maml.coded_adapt(fn, start, names, 40, 2e-2, lam=10.0, pixels=2 * 32 * 32)
+    nonzero = lambda moves: sum(int((m != 0).sum()) for m in moves.values())
+    assert set(light) == set(names) and nonzero(light) > 4 * nonzero(heavy)
+    apply = lambda moves: {k: start[k] + moves[k] if k in moves else start[k] for k in start}
+    assert fn(apply(light), 0) < 0.8 * fn(start, 0)  # it fits
+    for k, move in light.items():  # every move is a whole number of one step per tensor
+        ratio = move[move != 0] / move[move != 0].abs().min()  # the smallest may be 2 or 3 steps
+        assert any(torch.allclose(ratio * d, (ratio * d).round(), atol=1e-3) for d in (1, 2, 3, 4, 5)), k
+    # meta-training with it, from an init that carries step sizes
+    first = tmp_path / "first.safetensors"
+    assert train.main(_argv(clip_dir, first, "--steps", "2", "--algo", "metasgd")) == 0
+    for algo in ("reptile", "fomaml"):
+        out = tmp_path / f"coded_{algo}.safetensors"
+        assert train.main(_argv(clip_dir, out, "--steps", "2", "--algo", algo, "--inner-rate", "0.1,2",
+                                "--start-from", str(first))) == 0
+        init = load_init(out)
+        assert init.info["inner_rate"] == {"lam": [0.1, 2.0], "per": "coded pixel", "rate_frames": 60,
+                                           "step_sizes": True}
+        assert init.metasgd["log_lrs"] == load_init(first).metasgd["log_lrs"]
+        assert not torch.equal(init.state["head.weight"], load_init(first).state["head.weight"])
+    part = tmp_path / "part.safetensors"  # a resume keeps the run's --inner-rate
+    assert train.main(_argv(clip_dir, part, "--steps", "2", "--stop-after", "1", "--inner-rate", "0.1,2")) == 0
+    capsys.readouterr()
+    assert train.main(_argv(clip_dir, part, "--steps", "2", "--resume")) == 1
+    assert "--inner-rate 0.1,2.0" in capsys.readouterr().err
+    assert train.main(_argv(clip_dir, part, "--steps", "2", "--resume", "--inner-rate", "0.1,2")) == 0
+    for bad in (("--inner-rate", "2,1"), ("--inner-rate", "0,1"), ("--inner-rate", "0.1,1", "--algo", "maml"),
+                ("--inner-rate", "0.1,1", "--rate-frames", "0")):
+        assert train.main(_argv(clip_dir, tmp_path / "bad.safetensors", "--steps", "1", *bad)) == 1
+        assert "--inner-rate" in capsys.readouterr().err or bad[-2] == "--rate-frames"

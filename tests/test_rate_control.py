@@ -10,7 +10,7 @@ from bitstreams.format import GopRecord, TensorRecord, encode_gop, section_overh
 from codec.encoder import RATE_SLOPE, next_rate_weight, rate_prior
 from codec.entropy import fit_laplace, model_bits
 from codec.finetune import FitSettings, finish_fit, finish_fit_at_rate, run_fit, start_fit
-from codec.rate import RateModel
+from metanerv.rate import RateModel
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.model import build_model, grid_size_for, init_state_for
 from nervcore.video_io import read_video

@@ -11,7 +11,7 @@ import torch
 
 from codec.entropy import (R_ONE, EntropyError, LaplaceModel, decode_tensors, encode_tensors, fit_laplace,
                            laplace_counts, model_bits, table_bits)
-from codec.rate import RateModel, laplace_bits, round_ste
+from metanerv.rate import RateModel, laplace_bits, round_ste
 
 
 def test_frequency_table_is_symmetric_positive_and_follows_the_spec_recurrence():

@@ -1,7 +1,7 @@
 """A/B of fit variants at a preset: RD points (bytes, PSNR) per clip and rung -> JSON lines."""
 import sys, json, time, os
 import torch
-import codec.rate as R
+import metanerv.rate as R
 import codec.encoder as E
 variant, clip, nf, preset, qs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 

@@ -4,7 +4,7 @@ parameter search then and now, and against richer models (issue 11, 2026-11-29).
 For every ``.nerv`` of ``RESULTS/<clip>/nervc-meta/``: the levels are read back (the decoder's
 path), then coded again with the current :func:`codec.entropy.fit_laplace` (same levels, so the
 same picture) and the new file size is the old one minus the change in ANS words. Also printed:
-the in-loop count of the payload (:meth:`codec.rate.RateModel.coded_bits`) against the re-coded
+the in-loop count of the payload (:meth:`metanerv.rate.RateModel.coded_bits`) against the re-coded
 payload, and two models the format does not have, as bounds on what a richer entropy model could
 still buy: (a) an adaptive significance map (Krichevsky-Trofimov, free) + a geometric magnitude
 with its ideal parameter, per tensor; (b) a Laplace per output channel with its ideal scale plus
@@ -23,7 +23,7 @@ import torch
 
 from bitstreams.format import BitstreamReader
 from codec.entropy import LaplaceModel, decode_tensors, encode_tensors, fit_laplace, model_bits
-from codec.rate import RateModel
+from metanerv.rate import RateModel
 
 R_GRID = np.exp(-0.5 / np.logspace(math.log10(0.02), 4.0, 400))
 

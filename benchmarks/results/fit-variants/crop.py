@@ -4,7 +4,7 @@ import torch
 from torch.func import functional_call
 import codec.encoder as E
 import codec.finetune as F
-import codec.rate as R
+import metanerv.rate as R
 from codec.finetune import wsd_lr, decay_start, STATS_EVERY, NOISE_SEED
 from metanerv.losses import reconstruction_loss
 from metanerv.model import frame_times

@@ -15,6 +15,10 @@ step). The loss is ``distortion + lambda * bits / pixels``:
 After fitting, :func:`codec.entropy.fit_laplace` picks the transmitted (fixed-point) scale that
 minimises the real code length of the final levels, so the estimate the encoder reports is
 the size of the file it writes.
+
+It lives in ``metanerv/`` (it was ``codec/rate.py``) because meta-training's coded inner loop
+(:func:`metanerv.maml.coded_adapt`, ``nervc meta-train --inner-rate``) fits the same objective
+as the encoder, and ``metanerv/`` imports nothing from ``codec/``.
 """
 from __future__ import annotations
 
