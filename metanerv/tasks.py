@@ -19,6 +19,10 @@ the stride) whose height is either in the frame's proportion or random within th
 frames come from ``NativeFrames``, an LRU of single decoded frames bounded in bytes, filled by
 decoding just the span a task needs; tasks hold them as ``uint8`` (4x smaller than float).
 
+Every kind is played backwards half the time and mirrored half the time (``flip``); with
+``colour`` > 0 that share of tasks also gets its RGB channels in another order
+(``nervc meta-train --colour-aug``), more varied tasks from a train set of 16 clips.
+
 ``mix`` weights the kinds, e.g. ``parse_task_mix("native:0.5,crop:0.3,down:0.2")``; with one
 kind no random number is spent on choosing it, so ``down``-only runs draw the tasks they always did.
 """
@@ -41,6 +45,7 @@ from nervcore.atomic import atomic_output
 from nervcore.errors import NervcError
 from nervcore.video_io import IMAGE_EXTS, RAW_EXTS, read_video
 
+_PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))  # RGB orders but the identity
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m", ".264", ".h264", ".265", ".h265",
@@ -395,7 +400,7 @@ class TaskSampler:
                  flip: bool = True, disk_cache: str | os.PathLike | None = None,
                  mix: str | dict | None = None, crop_widths: tuple[int, int] = DEFAULT_CROP_WIDTHS,
                  gops: tuple[int, ...] = DEFAULT_GOPS, native_cache_mb: float = 2048,
-                 native_max_side: int | None = None) -> None:
+                 native_max_side: int | None = None, colour: float = 0.0) -> None:
         self.videos = list_videos(folder)
         self.stride = int(stride)
         self.mix = parse_task_mix(mix)
@@ -420,6 +425,9 @@ class TaskSampler:
         self.native = NativeFrames(int(native_cache_mb * 2**20), max_frames)
         self.max_temporal_stride = max(1, int(max_temporal_stride))
         self.flip = flip
+        if not 0.0 <= colour <= 1.0:
+            raise ValueError(f"colour augmentation is a probability, got {colour}")
+        self.colour = float(colour)
         self._broken: set[Path] = set()
 
     def warm(self, path: Path) -> None:
@@ -428,6 +436,14 @@ class TaskSampler:
             self.cache.get(path)
         if "native" in self.mix or "crop" in self.mix:
             self.native.info(path)
+
+    def _colours(self, rng: np.random.Generator) -> list[int] | None:
+        """With probability ``colour``, one of the five non-identity orders of the RGB channels
+        (a task of other colours, same structure: 16 train clips are few); else None. Without
+        colour augmentation no random number is drawn, so such runs sample as before."""
+        if self.colour <= 0.0 or rng.random() >= self.colour:
+            return None
+        return list(_PERMUTATIONS[int(rng.integers(len(_PERMUTATIONS)))])
 
     def _kind(self, rng: np.random.Generator) -> str:
         kinds = list(self.mix)
@@ -492,6 +508,9 @@ class TaskSampler:
             times = 1.0 - times  # play backwards: motion in both directions
         if self.flip and rng.random() < 0.5:
             x = x[:, :, ::-1]
+        perm = self._colours(rng)
+        if perm is not None:
+            x = x[..., perm]
         x = pad_frames(np.ascontiguousarray(x), th, tw)  # the encoder's replicate padding
         frames = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
         return Task(frames=frames, times=torch.from_numpy(times.astype(np.float32)),
@@ -521,5 +540,8 @@ class TaskSampler:
                               align_corners=False).clamp_(0.0, 1.0)
         if self.flip and rng.random() < 0.5:
             x = x.flip(-1)
+        perm = self._colours(rng)
+        if perm is not None:
+            x = x[:, perm]
         times = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
         return Task(frames=x.contiguous(), times=times, source=name, kind="down", span=n)

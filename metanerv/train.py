@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "longer side fits (default: true native resolution)")
     g.add_argument("--native-cache-mb", type=float, default=2048,
                    help="full-resolution frame cache per process (native/crop tasks)")
+    g.add_argument("--colour-aug", type=float, default=0.0, metavar="P",
+                   help="probability that a task's RGB channels are reordered (one of the five other "
+                        "orders): more varied tasks from train/'s few clips (default 0: none)")
     g.add_argument("--grid", type=_hw, default=(8, 8), help="stored grid size HxW of the init")
     g.add_argument("--cache-mb", type=float, default=1536, help="decoded-frame cache per process")
     g.add_argument("--short-side", type=int, default=320, help="cached copies' short side")
@@ -377,6 +380,8 @@ def _check(opts: argparse.Namespace, config: NeRVConfig) -> None:
         if opts.crop_widths[1] < s or -(-opts.crop_widths[0] // s) * s > opts.crop_widths[1]:
             raise NervcError(f"--crop-widths {opts.crop_widths[0]},{opts.crop_widths[1]} holds no "
                              f"multiple of the model's total stride {s}")
+    if not 0.0 <= opts.colour_aug <= 1.0:
+        raise NervcError("--colour-aug is a probability in 0..1")
     if not opts.gops or min(opts.gops) < 1:
         raise NervcError("--gops must be positive frame counts")
     if opts.native_max_side is not None and opts.native_max_side < s:
@@ -417,7 +422,8 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
                           max_frames=opts.max_frames, max_temporal_stride=opts.max_tstride,
                           disk_cache=opts.frame_cache, mix=opts.task_mix,
                           crop_widths=tuple(opts.crop_widths), gops=tuple(opts.gops),
-                          native_cache_mb=opts.native_cache_mb, native_max_side=opts.native_max_side)
+                          native_cache_mb=opts.native_cache_mb, native_max_side=opts.native_max_side,
+                          colour=opts.colour_aug)
     if opts.warm_cache:
         # the disk cache lets ranks share the down copies; frame counts are per process
         full_res = "native" in sampler.mix or "crop" in sampler.mix
@@ -583,7 +589,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "spatial_guidance": list(weights) if weights else None,
             "temporal_guidance": schedule.to_dict() if schedule.enabled else None,
             "task_sides": list(opts.sides), "batch": opts.batch, "max_tstride": opts.max_tstride,
-            "task_mix": sampler.mix, "max_frames": opts.max_frames,
+            "task_mix": sampler.mix, "max_frames": opts.max_frames, "colour_aug": opts.colour_aug,
             "seed": opts.seed,
             "start_from": start_from,
             "final_query_psnr": None if ema_psnr is None else round(ema_psnr, 3),

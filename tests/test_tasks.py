@@ -1,6 +1,7 @@
 """Task sampler: shapes, resolutions, times, determinism and the bounded frame cache."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,30 @@ def test_tasks_read_only_the_given_folder(clip_dir, monkeypatch):
         sampler.sample(np.random.default_rng(i), 3)
     data = Path(__file__).resolve().parents[2] / "shared" / "data"
     assert opened and set(opened) <= {(data / "fixtures").resolve()}
+
+
+@pytest.mark.parametrize("kind", ["down", "native"])
+def test_colour_augmentation_reorders_channels_and_costs_nothing_when_off(clip_dir, kind):
+    """colour=1: every task is the un-augmented task with its RGB channels in another order
+    (same rng seed, so the same clip, span and crop); colour=0 draws no extra random number,
+    so runs without it sample exactly the tasks they always did."""
+    def make(colour):
+        if kind == "down":
+            return TaskSampler(clip_dir, sides=(32, 48, 64), cache_mb=64, short_side=96, max_frames=12,
+                               colour=colour)
+        return _full_res_sampler(clip_dir, kind, colour=colour)
+    plain, coloured = make(0.0), make(1.0)
+    orders = set()
+    for i in range(12):
+        a = plain.sample(np.random.default_rng(i), 4).frames
+        b = coloured.sample(np.random.default_rng(i), 4).frames
+        perm = next((p for p in itertools.permutations(range(3)) if torch.equal(a[:, list(p)], b)), None)
+        assert perm is not None and perm != (0, 1, 2)
+        orders.add(perm)
+    assert len(orders) >= 3
+    # off draws nothing: a sampler that draws (and never reorders) leaves the rng elsewhere
+    r0, r1 = np.random.default_rng(5), np.random.default_rng(5)
+    assert torch.equal(plain.sample(r0, 4).frames, make(1e-12).sample(r1, 4).frames)
+    assert r0.random() != r1.random()
+    with pytest.raises(ValueError):
+        make(1.5)
