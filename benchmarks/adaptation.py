@@ -44,7 +44,7 @@ from torch.func import functional_call
 from benchmarks.protocol import Clip, v1_clips
 from nervcore.atomic import write_bytes_atomic
 from nervcore.video_io import read_video
-from metanerv.init_file import DEFAULT_INIT, load_init, lr_scales
+from metanerv.init_file import DEFAULT_INIT, FIT_LR_CLAMP, load_init, lr_scales
 from metanerv.losses import psnr, reconstruction_loss
 from metanerv.model import (init_state_for, NeRV, NeRVConfig, build_model, frame_times,
                             grid_size_for, pad_to_stride)
@@ -236,8 +236,7 @@ def _config_and_state(init_path: str, random_config: dict, meta_lr: bool = False
     init = load_init(init_path)
     if not meta_lr:
         return init.config, init.state, None
-    from codec.encoder import META_LR_CLAMP
-    return init.config, init.state, lr_scales(init, clamp=META_LR_CLAMP)
+    return init.config, init.state, lr_scales(init, clamp=FIT_LR_CLAMP)
 
 
 def _native_job(a: tuple) -> dict:

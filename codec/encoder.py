@@ -149,8 +149,6 @@ def coded_target(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return area.lerp_(prefilter_frames(frames, height, width), PREFILTER_SHARE)
 
 
-META_LR_CLAMP = FIT_LR_CLAMP  # bounds on an init's Meta-SGD step-size multipliers in the fit
-
 # --bpp's search (fit_to_rate): a fit at the default preset with a fixed lam spends about
 # RATE_PRIOR_C * lam ** -RATE_SLOPE bits of levels per coded pixel (single-rung `medium` encodes
 # of five train/ clips, -q 1..5: s.d. 0.15 in log; a static clip sits 4-7x below it, so the
@@ -674,7 +672,7 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
         raise NervcError(f"{src.path}: --distributed needs a source whose frame count is known "
                          "before it is decoded")
     init_file = resolve_init(init)
-    scales = lr_scales(init_file, clamp=META_LR_CLAMP) if init_file and meta_lr else None
+    scales = lr_scales(init_file, clamp=FIT_LR_CLAMP) if init_file and meta_lr else None
     if scales:
         settings = {q: replace(s, lr_scales=scales) for q, s in settings.items()}
     config = init_file.config if init_file else random_init_config()

@@ -165,7 +165,7 @@ def _check_metasgd(p: Path, config: NeRVConfig, state: dict[str, Tensor], record
                              f"not a finite number within +-{MAX_ABS_LOG_LR:g}")
 
 
-FIT_LR_CLAMP = (0.1, 10.0)  # bounds on the multipliers where a fit uses them (encoder, coded meta-training)
+FIT_LR_CLAMP = (0.1, 10.0)  # bounds on the multipliers where a fit uses them (encoder, adaptation harness, coded meta-training)
 
 
 def lr_scales(init: InitFile, clamp: tuple[float, float] | None = None) -> dict[str, float] | None:

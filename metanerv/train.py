@@ -438,13 +438,14 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
     start = _start_init(opts.start_from, config) if opts.start_from and not opts.resume else None
     # A continuation that does not learn step sizes keeps the ones it started from (they are per
     # tensor name, so they carry over to the same shape); the coded inner loop uses them.
-    carried = None
+    carried, inner_scales = None, None
     if opts.start_from and not opts.learn_lr:
         source = start or _start_init(opts.start_from, config)
         if source.metasgd:
             carried = dict(source.metasgd)
             carried["source"] = f"{opts.start_from} (id {source.short_id}), carried over unchanged"
-    inner_scales = lr_scales(source, clamp=FIT_LR_CLAMP) if carried and opts.inner_rate else None
+            if opts.inner_rate:
+                inner_scales = lr_scales(source, clamp=FIT_LR_CLAMP)
     model = build_model(config, opts.grid, start.state if start else None, seed=opts.seed).to(device)
     start_from = {"path": str(opts.start_from), "id": start.digest.hex()[:16]} if start else None
     base = dict(model.named_parameters())
