@@ -26,7 +26,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise NervcError(f"{self.prog}: {message}")
+        raise NervcError(_parser_message(self.prog, message))
+
+
+def _parser_message(prog: str, message: str) -> str:
+    """An argparse complaint under the one ``nervc: error:`` prefix: ``decode: the following
+    arguments are required: output (nervc decode -h for help)``."""
+    return f"{prog.removeprefix('nervc ')}: {message} ({prog} -h for help)"
+
+
+def version_text() -> str:
+    """``nervc X.Y.Z (bitstream M.m)``: the installed package's version and the format it writes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from bitstreams.format import VERSION_MAJOR, VERSION_MINOR
+    try:
+        v = version("nervc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        v = "unknown"
+    return f"nervc {v} (bitstream {VERSION_MAJOR}.{VERSION_MINOR})"
 
 
 def _frames(spec):
@@ -66,7 +84,7 @@ def _raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """A plain argparse parser (bench, meta-train: they also run as ``python -m``) that raises
     NervcError, so a bad option is one ``nervc: error:`` line and exit 1 like everywhere else."""
     def error(message: str):
-        raise NervcError(f"{parser.prog}: {message}")
+        raise NervcError(_parser_message(parser.prog, message))
     parser.error = error  # type: ignore[method-assign]
     return parser
 
@@ -142,6 +160,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _common_overwrite(p)
     a = p.parse_args(argv)
+    if not str(a.output).lower().endswith(".nerv"):  # never a .nerv written under a video's name
+        raise NervcError(f"{a.output}: nervc encode writes a .nerv bitstream; name the output NAME.nerv")
     _check_device(a.device)
     _check_bounds(a, {"lr": ("(]", 0, math.inf), "batch": ("[]", 1, math.inf), "jobs": ("[]", 1, math.inf)})
     presets.check_preset(a.preset)
@@ -209,34 +229,66 @@ def decode_main(argv: list[str]) -> int:
 
 
 def info_main(argv: list[str]) -> int:
+    import json
+
     from bitstreams import BitstreamReader
 
     p = _Parser(prog="nervc info", description="Describe a .nerv bitstream section by section.")
     p.add_argument("input")
+    p.add_argument("--json", action="store_true", help="one JSON object (for scripts) instead of lines")
     a = p.parse_args(argv)
-    r = BitstreamReader(a.input)
+    d = stream_info(BitstreamReader(a.input), a.input)
+    if a.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    v, m = d["video"], d["model"]
+    print(f"{a.input}: {d['bytes']} bytes, nervc bitstream {d['version']}")
+    print(f"  video     {v['width']}x{v['height']}, {v['frames']} frames @ {v['fps']} fps ({d['bpp']:.4f} bpp)")
+    if (v["coded_width"], v["coded_height"]) != (v["width"], v["height"]):
+        print(f"  coded     {v['coded_width']}x{v['coded_height']}, resized to {v['width']}x{v['height']} on decode")
+    print(f"  GOPs      {len(d['gops'])} of up to {v['gop_frames']} frames")
+    print(f"  model     NeRV, channels {','.join(map(str, m['channels']))}, strides "
+          f"{','.join(map(str, m['strides']))}; grid {m['grid_channels']} channels x {m['grid_anchors']} "
+          f"anchors at {m['grid_hw'][0]}x{m['grid_hw'][1]}; time code {m['pe_freqs']} frequencies "
+          f"(base {m['pe_base']:g}), MLP width {m['embed_dim']}")
+    print(f"  size      {m['weights_per_gop']:,} weights per GOP; decode {m['macs_per_pixel']:,.0f} MACs "
+          f"per coded pixel")
+    print(f"  init      {d['init'] or 'none (random init)'}")
+    print(f"  rate      {d['bits_per_weight']:.3f} bits per weight; side information (header, section and "
+          f"tensor fields) {d['side_bytes']} bytes = {100 * d['side_bytes'] / d['bytes']:.2f} %")
+    for i, g in enumerate(d["gops"]):
+        print(f"  GOP {i}: frames {g['first_frame']}..{g['last_frame']}, {g['bytes']} bytes")
+        print(f"    {g['ans_bytes']} bytes of ANS words for every tensor "
+              f"({'delta from init' if d['init'] else 'absolute'})")
+        for t in g["tensors"]:
+            model = f"levels -{t['K']}..{t['K']}, Laplace R={t['R']}" if t["K"] else "all zero"
+            print(f"    {t['name']:24s} {str(tuple(t['shape'])):18s} step {t['step']:.3g}, {model}")
+    return 0
+
+
+def stream_info(r, path) -> dict:
+    """What ``nervc info`` shows of a bitstream, as plain data (``--json`` prints it)."""
+    from metanerv.model import macs_per_pixel
+
     h = r.header
-    print(f"{a.input}: {r.size} bytes, nervc bitstream {r.version[0]}.{r.version[1]}")
-    print(f"  video     {h.width}x{h.height}, {h.num_frames} frames @ {h.fps} fps "
-          f"({8 * r.size / (h.width * h.height * h.num_frames):.4f} bpp)")
-    if h.resized:
-        print(f"  coded     {h.coded_width}x{h.coded_height}, resized to {h.width}x{h.height} on decode")
-    print(f"  GOPs      {h.num_gops} of up to {h.gop_frames} frames")
-    print(f"  model     {h.config.to_dict()} grid {h.grid_hw[0]}x{h.grid_hw[1]}")
-    print(f"  init      {h.init_digest.hex()[:16] if h.has_init else 'none (random init)'}")
     gops = [r.read_gop(i) for i in range(len(r.sections))]
     coded = sum(4 * len(g.words) for g in gops)
-    weights = len(gops) * sum(math.prod(shape) for _, shape in r.shapes)
-    print(f"  rate      {8 * coded / weights:.3f} bits per weight ({weights} weights); side information "
-          f"(header, section and tensor fields) {r.size - coded} bytes = {100 * (r.size - coded) / r.size:.2f} %")
-    for i, (s, g) in enumerate(zip(r.sections, gops)):
-        print(f"  GOP {i}: frames {s.first_frame}..{s.first_frame + s.num_frames - 1}, {s.length} bytes")
-        mode = "delta from init" if h.has_init else "absolute"
-        print(f"    {4 * len(g.words)} bytes of ANS words for every tensor ({mode})")
-        for (name, shape), t in zip(r.shapes, g.tensors):
-            model = f"levels -{t.K}..{t.K}, Laplace R={t.R}" if t.K else "all zero"
-            print(f"    {name:24s} {str(tuple(shape)):18s} step {float(t.step):.3g}, {model}")
-    return 0
+    per_gop = sum(math.prod(shape) for _, shape in r.shapes)
+    return {
+        "file": str(path), "bytes": r.size, "version": f"{r.version[0]}.{r.version[1]}",
+        "bpp": 8 * r.size / (h.width * h.height * h.num_frames),
+        "video": {"width": h.width, "height": h.height, "frames": h.num_frames, "fps": str(h.fps),
+                  "gop_frames": h.gop_frames, "coded_width": h.coded_width, "coded_height": h.coded_height},
+        "model": {**h.config.to_dict(), "grid_hw": list(h.grid_hw), "weights_per_gop": per_gop,
+                  "macs_per_pixel": macs_per_pixel(h.config, h.grid_hw, (h.coded_height, h.coded_width))},
+        "init": h.init_digest.hex()[:16] if h.has_init else None,
+        "bits_per_weight": 8 * coded / max(1, len(gops) * per_gop), "side_bytes": r.size - coded,
+        "gops": [{"first_frame": s.first_frame, "last_frame": s.first_frame + s.num_frames - 1, "bytes": s.length,
+                  "ans_bytes": 4 * len(g.words),
+                  "tensors": [{"name": name, "shape": list(shape), "step": float(t.step), "K": int(t.K), "R": int(t.R)}
+                              for (name, shape), t in zip(r.shapes, g.tensors)]}
+                 for s, g in zip(r.sections, gops)],
+    }
 
 
 def demo_main(argv: list[str]) -> int:
@@ -330,7 +382,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: nervc COMMAND [options]   (nervc COMMAND -h for help)", "", "commands:"]
+    lines = ["usage: nervc COMMAND [options]   (nervc COMMAND -h for help; nervc --version)", "", "commands:"]
     lines += [f"  {name:11s} {desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -347,11 +399,26 @@ def _terminate_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+OOM_ADVICE = ("free memory, or lower what one step holds: --jobs 1, a shorter --gop, a smaller "
+              "--batch, or --scale 2 for large frames")
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    """torch reports a failed allocation as a RuntimeError (CPU: ``alloc_cpu.cpp``, CUDA: ``CUDA
+    out of memory``), not as MemoryError."""
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("out of memory" in text.lower() or "alloc_cpu" in text
+                                            or "DefaultCPUAllocator" in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else EXIT_ERROR
+    if argv[0] in ("-V", "--version"):
+        print(version_text())
+        return 0
     name, rest = argv[0], argv[1:]
     _terminate_as_interrupt()
     if name not in COMMANDS:
@@ -371,11 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co.
         return 0
     except MemoryError:
-        print("nervc: error: out of memory", file=sys.stderr)
+        print(f"nervc: error: out of memory; {OOM_ADVICE}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as e:  # a bug: one line for users, the traceback on request
         if os.environ.get("NERVC_DEBUG"):
             raise
+        if _is_out_of_memory(e):
+            print(f"nervc: error: out of memory ({type(e).__name__}); {OOM_ADVICE}", file=sys.stderr)
+            return EXIT_ERROR
         msg = " ".join(str(e).split())[:300]
         print(f"nervc: internal error: {type(e).__name__}: {msg} (set NERVC_DEBUG=1 for a traceback)",
               file=sys.stderr)

@@ -31,7 +31,7 @@ from bitstreams import BitstreamError, BitstreamReader, GopRecord, Header
 from codec.entropy import EntropyError, LaplaceModel, decode_tensors
 from nervcore.errors import NervcError
 from codec.inits import find_init
-from nervcore.video_io import check_output, write_video
+from nervcore.video_io import check_output, output_kind, write_video
 from metanerv.model import NeRV, NeRVConfig, frame_times, init_state_for, upscale_frames
 
 MEMORY_ENV = "NERVC_DECODE_MEMORY"
@@ -286,7 +286,7 @@ def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
            overwrite: bool = False, progress: bool = False, batch: int = DECODE_BATCH) -> DecodeResult:
     """Decode ``path``; write ``output`` (mp4/mkv/y4m/PNG folder) when given."""
     if output is not None:
-        check_output(output, overwrite)
+        check_output(output, overwrite, folder=output_kind(output) == "png", inputs=[path])
     dev = pick_device(device)
     start = time.perf_counter()
     reader = BitstreamReader(path)

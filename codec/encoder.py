@@ -612,7 +612,7 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
     groups = [(outputs, scale)]
     if scale == "auto" and len({auto_visits(q) for q in outputs}) > 1:
         for path in outputs.values():  # before any group writes its files
-            check_output(path, overwrite)
+            check_output(path, overwrite, inputs=_input_paths(source))
         source = as_source(source, size=size, fps=fps, frames=frames)  # opened once, read per group
         init = resolve_init(init)  # read once, handed to every group
         groups = _coded_size_groups(source, outputs, preset, given, init, gop, tune)
@@ -627,6 +627,14 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         return results
     finally:
         stop()
+
+
+def _input_paths(source) -> list:
+    """The input's path (a path or a ``VideoSource``'s), so no output can overwrite it."""
+    if isinstance(source, (str, os.PathLike)):
+        return [source]
+    path = getattr(source, "path", None)
+    return [path] if isinstance(path, str) else []
 
 
 def _gop_length(src: VideoSource, gop: int | None) -> int:
@@ -656,7 +664,8 @@ def _encode(source, outputs, settings: dict[int, FitSettings], link: RankLink | 
             given: dict, *, init, gop, meta_lr: bool = True, scale: int | str | tuple[int, int] = "auto",
             frames, size, fps, device, progress, overwrite, jobs) -> dict[int, EncodeResult]:
     rank, world = (link.rank, link.world) if link else (0, 1)
-    paths = {q: check_output(p, overwrite) for q, p in outputs.items()} if rank == 0 else {}
+    paths = ({q: check_output(p, overwrite, inputs=_input_paths(source)) for q, p in outputs.items()}
+             if rank == 0 else {})
     dev = pick_device(device)
     if link and dev.type == "cuda" and "LOCAL_RANK" in os.environ:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())

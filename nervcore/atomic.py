@@ -8,7 +8,9 @@ included, removes the temporary; only a hard kill (SIGKILL, power loss) can leav
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -25,11 +27,14 @@ def current_umask() -> int:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, *, directory: bool = False,
-                  suffix: str = ".tmp") -> Iterator[Path]:
+                  suffix: str = ".tmp", own_files: re.Pattern | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``.
 
-    With ``directory=True`` the temporary is a directory (a PNG frame folder) and an existing
-    target (file or folder) is removed just before the rename.
+    With ``directory=True`` the temporary is a directory (a PNG frame folder). An existing
+    target must then be a folder holding only files whose names match ``own_files`` (the frames
+    an earlier run wrote): those are removed just before the rename, and anything else in it (or
+    a target that is not a folder) makes the output fail with nothing of the user's touched.
+    Nothing else is ever deleted: a file target is replaced by the rename alone.
     """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
@@ -44,8 +49,8 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False,
     try:
         yield tmp
         os.chmod(tmp, mode & ~current_umask())
-        if directory and p.exists():
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        if directory and (p.exists() or p.is_symlink()):
+            _clear_own_folder(p, own_files)
         os.replace(tmp, p)
     except BaseException:
         if tmp.is_dir() and not tmp.is_symlink():
@@ -53,6 +58,19 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False,
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+def _clear_own_folder(p: Path, own_files: re.Pattern | None) -> None:
+    """Empty ``p`` of the files ``own_files`` names, refusing if it holds anything else."""
+    if p.is_symlink() or not p.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(p))
+    entries = list(p.iterdir())
+    foreign = [e for e in entries if own_files is None or e.is_symlink() or not e.is_file()
+               or not own_files.fullmatch(e.name)]
+    if foreign:
+        raise FileExistsError(errno.ENOTEMPTY, f"folder holds other files ({foreign[0].name})", str(p))
+    for e in entries:
+        e.unlink()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> int:

@@ -380,7 +380,7 @@ class _PngDirSource(VideoSource):
     """A folder of PNG frames in file-name order."""
 
     def __init__(self, p: Path, fps: Fraction | None, sel: slice) -> None:
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        files = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS), key=natural_key)
         if not files:
             raise NervcError(f"{p}: directory holds no .png frames")
         self.path = str(p)
@@ -398,6 +398,11 @@ class _PngDirSource(VideoSource):
             if a.shape[:2] != (self.height, self.width):
                 raise NervcError(f"{self.path}: PNG frames differ in size")
             yield a
+
+
+def natural_key(f: Path) -> list:
+    """Sort key reading digit runs as numbers: frame2 before frame10, as a person numbers them."""
+    return [(0, int(t), t) if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", f.name) if t]
 
 
 def _read_png(f: Path) -> np.ndarray:
@@ -435,11 +440,39 @@ def output_kind(path: str | os.PathLike) -> str:
     raise NervcError(f"{p}: unknown output type {ext!r}; use .mp4, .mkv, .y4m or a folder name")
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Fail early (before any work) if ``path`` cannot or must not be written."""
+FRAME_FILE = re.compile(r"f\d{5,}\.png")
+"""The names of the frame files nervc writes into a PNG folder (and may replace with ``-y``)."""
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are one file (also through links); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool = False,
+                 inputs: Iterable = ()) -> Path:
+    """Fail early (before any work) if ``path`` cannot or must not be written.
+
+    ``-y`` (``overwrite``) replaces exactly the file named: never an input (``inputs``, also
+    through links), never a folder, device or anything but a regular file. A ``folder`` output
+    (PNG frames) may replace only a folder holding nothing but nervc's own frame files.
+    """
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise NervcError(f"{p}: already exists (use -y to overwrite)")
+    for src in inputs:
+        if isinstance(src, (str, os.PathLike)) and same_file(src, p):
+            raise NervcError(f"{p}: is the input; write the output under another name")
+    if p.exists() or p.is_symlink():
+        if not overwrite:
+            raise NervcError(f"{p}: already exists (use -y to overwrite)")
+        if folder:
+            _check_replaceable_folder(p)
+        elif p.is_dir():
+            raise NervcError(f"{p}: is a directory; -y replaces only a file")
+        elif p.exists() and not p.is_file():
+            raise NervcError(f"{p}: is not a regular file; -y replaces only a file")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise NervcError(f"{p}: directory {parent} does not exist")
@@ -448,13 +481,29 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     return p
 
 
+def _check_replaceable_folder(p: Path) -> None:
+    """A PNG-folder output may replace only a folder of nervc's frames, never the one we are in."""
+    if p.is_symlink() or not p.is_dir():
+        raise NervcError(f"{p}: exists and is not a folder; a frame-folder output replaces only a "
+                         "folder of nervc's frames")
+    here = os.path.abspath(os.getcwd())
+    target = os.path.abspath(p)
+    if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+        raise NervcError(f"{p}: is the current folder (or holds it); name a new folder for the frames")
+    foreign = [e.name for e in p.iterdir() if e.is_symlink() or not e.is_file()
+               or not FRAME_FILE.fullmatch(e.name)]
+    if foreign:
+        raise NervcError(f"{p}: folder holds files nervc did not write ({foreign[0]}"
+                         f"{', ...' if len(foreign) > 1 else ''}); name a new or empty folder for the frames")
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Fraction,
                 width: int, height: int, overwrite: bool = False) -> None:
     """Write RGB uint8 frames (an iterable of ``[H, W, 3]``) atomically."""
-    p = check_output(path, overwrite)
-    kind = output_kind(p)
+    kind = output_kind(path)
+    p = check_output(path, overwrite, folder=kind == "png")
     if kind == "png":
-        with atomic_output(p, directory=True) as tmp:
+        with atomic_output(p, directory=True, own_files=FRAME_FILE) as tmp:
             for i, f in enumerate(frames):
                 _write_png(tmp / f"f{i + 1:05d}.png", f)
         return

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -44,16 +45,24 @@ def test_exception_keeps_old_file_and_removes_temporary(tmp_path):
     assert [q.name for q in tmp_path.iterdir()] == ["x.bin"]
 
 
-def test_directory_output_replaces_existing_folder(tmp_path, umask022):
+def test_directory_output_replaces_only_a_folder_of_its_own_files(tmp_path, umask022):
+    own = re.compile(r"f\d{5}\.png")
     p = tmp_path / "frames"
     p.mkdir()
-    (p / "stale.png").write_bytes(b"stale")
-    with atomic_output(p, directory=True) as tmp:
+    (p / "f00002.png").write_bytes(b"stale")
+    (p / "notes.txt").write_bytes(b"the user's")
+    with pytest.raises(FileExistsError):
+        with atomic_output(p, directory=True, own_files=own) as tmp:
+            (tmp / "f00001.png").write_bytes(b"png")
+    assert sorted(q.name for q in p.iterdir()) == ["f00002.png", "notes.txt"]
+    assert [q.name for q in tmp_path.iterdir()] == ["frames"]
+    (p / "notes.txt").unlink()
+    with atomic_output(p, directory=True, own_files=own) as tmp:
         (tmp / "f00001.png").write_bytes(b"png")
     assert sorted(q.name for q in p.iterdir()) == ["f00001.png"]
     assert _mode(p) == 0o755
     with pytest.raises(RuntimeError):
-        with atomic_output(p, directory=True) as tmp:
+        with atomic_output(p, directory=True, own_files=own) as tmp:
             (tmp / "f00001.png").write_bytes(b"other")
             raise RuntimeError("boom")
     assert (p / "f00001.png").read_bytes() == b"png"
