@@ -288,6 +288,19 @@ def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tu
     return [(n, tuple(params[n].shape)) for n in decode_param_names(model)]
 
 
+def macs_per_pixel(config: NeRVConfig, grid_hw: tuple[int, int], coded_hw: tuple[int, int]) -> float:
+    """Multiply-adds of one decoded frame per coded pixel: the convolutions over the padded frame
+    (the per-frame time MLP and FiLM are a few thousand per frame, counted too)."""
+    h, w = grid_hw
+    c_in = config.grid_channels
+    macs = 2 * config.pe_freqs * config.embed_dim + config.embed_dim ** 2
+    for c, s in zip(config.channels, config.strides):
+        macs += h * w * c_in * 9 * c * s * s + config.embed_dim * 2 * c
+        h, w, c_in = h * s, w * s, c
+    macs += h * w * c_in * 9 * 3
+    return macs / (coded_hw[0] * coded_hw[1])
+
+
 def _keys_cubic(x: np.ndarray, a: float = -0.75) -> np.ndarray:
     x = np.abs(x)
     return np.where(x <= 1, ((a + 2) * x - (a + 3)) * x * x + 1,
