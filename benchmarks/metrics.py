@@ -1,4 +1,4 @@
-"""Distortion and rate metrics of the RD benchmark (definitions in benchmarks/README.md).
+"""Distortion and rate metrics of the RD benchmark (definitions in docs/benchmarks.md).
 
 * PSNR: 8-bit peak 255; MSE averaged over all samples of a frame, then over frames, then dB
   (one MSE for the clip, so a single perfect frame cannot make the result infinite).

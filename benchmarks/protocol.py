@@ -1,6 +1,6 @@
 """Which frames every codec is given: the RD benchmark protocol, versioned.
 
-Protocol ``rd-v2`` (see benchmarks/README.md) has exactly rd-v1's clips and frames; the version
+Protocol ``rd-v2`` (see docs/benchmarks.md) has exactly rd-v1's clips and frames; the version
 moved with nervc's bitstream v2 so that records of the two codec generations never mix in one
 results folder. Every clip of ``shared/data/bench`` except
 ``coffee_720p.mp4``, its first 64 frames (all when fewer), native resolution; plus

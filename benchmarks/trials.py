@@ -1,4 +1,5 @@
-"""Shared plumbing of the small encoder trials under ``benchmarks/results/<trial>/``.
+"""Shared plumbing of the small encoder trials (run from ``benchmarks/work/``; each lesson is a
+dated entry in ``docs/experiments.md`` naming the commit that holds its script).
 
 A trial asks one question of the encoder (a setting, a loss, an optimizer constant) on train/
 clips, one ladder per clip and variant: read a clip (box-reduced to a bench-like size), encode

@@ -3,7 +3,7 @@
 Rate is traded by rate-distortion optimisation (``distortion + lam * bits per pixel``), not by
 pruning ratios or bit depths: every rung is a distinct point the fit chose for its ``lam``.
 Rungs are spaced by a factor of ~2.2 in ``lam``, which moves the rate by roughly 1.5x per rung
-on the bench clips (benchmarks/README.md, rd-v2). ``--bpp`` replaces the fixed ``lam`` with
+on the bench clips (docs/benchmarks.md, rd-v2). ``--bpp`` replaces the fixed ``lam`` with
 one the fit steers towards a target rate.
 """
 from __future__ import annotations

@@ -1,88 +1,29 @@
 """Encode-effort presets: x264's names mapped to a deterministic fitting schedule per GOP.
 
 A preset is a compute budget in seconds per megapixel of video (width x height x frames) for
-one output (one rung of the ladder). The schedule spends it on steps of the v2 fit
+one output (one rung of the ladder). The schedule spends it on steps of the fit
 (``codec/finetune.py::run_fit``) through a cost model of one step,
 
     seconds(step) = FIXED_S + NS_PER_PIXEL * 1e-9 * batch * padded_frame_pixels
 
 so the number of steps follows from the GOP's size: a GOP twice as long gets the same visits
-per frame at twice the cost, i.e. the same cost per megapixel. The rest of an encode (entropy
-coding, writing, the verification decode of the file) costs ``OVERHEAD_S_PER_MP``; a preset's
-predicted seconds are both. Rungs fitted together share the schedule's stable phase when its
-decay phase is long (``codec.encoder.MIN_SHARED_DECAY_STEPS``), so k rungs cost about
-``0.6 + 0.4 k`` times one rung's fit; at shorter fits (most presets on short clips) each rung
-is its own fit and k rungs cost k.
+per frame at twice the cost, i.e. the same cost per megapixel, and a preset's time is
+predictable before the encode starts. The rest of an encode (entropy coding, writing, the
+verification decode) costs ``OVERHEAD_S_PER_MP``; a preset's predicted seconds are both. Rungs
+fitted together share the schedule's stable phase when its decay phase is long
+(``codec.encoder.MIN_SHARED_DECAY_STEPS``); at shorter fits each rung is its own fit.
 
-Cost model calibration, current constants: ``python -m benchmarks.presets calibrate --seconds 4
---threads 1`` on the idle 2-core machine (2026-11-27 20:36 UTC, load 0.4-0.75, nothing else
-running; ``benchmarks/results/presets_calibration.json``): one thread, wall = CPU, 4.8 ms +
-1245 ns per (batch x padded pixel); QCIF / CIF / 832x480 at batch 2: 0.071 / 0.210 / 1.266 s,
-at batch 8: 0.266 / 1.043 / 6.166 s; the non-fit part 0.33 s/MP. ``FIXED_S`` and
-``NS_PER_PIXEL`` round that up (6 ms, 1300 ns). The 70 ms of fixed cost the first calibration
-found (below) was the loaded machine's, not the step's: on a quiet machine ``medium`` got half
-the QCIF steps it could afford.
+The constants are one thread's time on an idle machine (``python -m benchmarks.presets
+calibrate --threads 1``, ``benchmarks/results/presets_calibration.json``), rounded up, so the
+presets predict a one-thread encode: on a shared machine two torch threads can be several times
+slower than one. Small batches (2 frames per step) fit better than large ones at equal compute,
+and the peak learning rate is 1e-2 (2e-2 wrote more bytes and collapsed short fits). The
+calibration runs and the trials behind these choices are in ``docs/experiments.md``
+(presets-calibration, lr-by-rung).
 
-The first calibration (kept in ``benchmarks/results/presets_calibration_load5.json``),
-2026-11-27 19:06-19:11 UTC, the 2-core
-development machine (Intel Xeon @ 2.50GHz VM, 2 vCPUs, torch 2.13.0+cpu), niced, on a machine
-that was never idle that evening: load average 4.2-6.5 (a meta-training run, the rd benchmark
-and other agents' experiments). Per step of ``run_fit`` with the shipped init, the minimum over
-3-8 steps, seconds:
-
-    frame      batch   1 thread: CPU (wall)    2 threads: CPU (wall)
-    176x144      2        0.145 (0.37)            0.69 (1.74)
-    176x144      8        0.358 (1.67)            0.94 (2.67)
-    352x288      2        0.323 (1.53)            0.95 (1.78)
-    352x288      8        1.262 (5.78)            1.65 (3.77)
-    832x480      2        1.237 (5.62)            1.82 (4.22)
-    832x480      8        6.18 (12.3)             7.97 (17.6)
-
-On a machine that loaded, the wall time of a niced process measures its share of the CPUs, and
-a 2-thread process's CPU time includes OpenMP's spin-waiting for a descheduled thread (QCIF,
-batch 2: 0.69 s of CPU on 2 threads against 0.145 s on one). The one load-robust number is
-the 1-thread process CPU time, fitted (relative least squares, cells of at most
-``MAX_STEP_PIXELS`` per step) as 69 ms + 1411 ns per (batch x padded pixel); the constants
-below round that up.
-
-A second run at 19:47-19:49 UTC (``benchmarks/results/presets_calibration_load2.json``), when
-only the rd benchmark (niced) shared the machine, load 2.1-2.7, found 1-thread wall = CPU and
-29 ms + 1185 ns: QCIF / CIF / 832x480 at batch 2 took 0.098 / 0.247 / 1.037 s, which the model
-overestimates by 46 / 47 / 18 %. So contention inflates even CPU time, and the model is
-pessimistic for a quieter machine. The same run's 2-thread steps took 0.62 / 1.04 / 2.19 s:
-with one other busy process, torch's default of 2 threads was 2-6x SLOWER than 1 thread (a
-thread waiting at every op's barrier for its descheduled sibling). The presets predict one
-thread's time; an encode on a shared machine should run with one thread. The fixed cost is v2's rate model (quantize, bit estimate and Adam on every
-one of ~90k weights in ~20 small tensors), about a third of a CIF batch-2 step. The non-fit
-part of an encode (entropy coding, writing, verification decode, PSNR) was 0.33 s of CPU per
-MP on ``fixtures/desk_320x240_36f.mp4``; ``OVERHEAD_S_PER_MP`` rounds it up.
-
-End to end, ``nervc encode`` of the bundled carphone clip (176x144, 120 frames, 3.04 MP, ``-q 5``,
-``medium``: 180 steps of batch 2 at 8.5 s/MP of fit budget, 8.9 s/MP predicted) took 25.1 s of
-process CPU on one thread (``OMP_NUM_THREADS=1``, ``/usr/bin/time``, 3.9 s of interpreter and
-import start-up subtracted), 8.3 s/MP, at load 5-8; with a 9.0 s/MP fit budget it had taken
-10.4 s/MP at load ~5, hence ``medium``'s 8.5.
-
-Batch and learning rate: at equal compute (the cost model above), small batches fit better on
-v2 too. 16 frames of ``train/chaplin.mp4`` (frames 40-55, box-reduced to 320x180), shipped
-init, ``-q 3`` (lam 3.2), lr 2e-2: batch 2 / batch 8 reached 17.47 dB at 0.125 bpp / 15.81 dB
-at 0.257 bpp for 8 s of modelled compute (47 / 16 steps) and 19.15 dB at 0.044 bpp / 18.07 dB
-at 0.120 bpp for 20 s (117 / 40 steps): batch 2 is better in both quality and rate (more
-steps also move more weights to level 0: the rate term's gradient does not grow with the
-batch). At batch 2 and 8 s, lr 1e-2 gave 17.13 dB at 0.093 bpp and 4e-2 12.14 dB at 0.090 bpp,
-so the v2 default 2e-2 stayed then, judged on PSNR alone. Judged on bytes too, across rungs, it
-does not: at ``medium`` on the train clips (vt2people 9 f, whisper 9 f, chaplin 16 f; ``-q 3/5/7``,
-``benchmarks/results/lr-by-rung/``) lr 1e-2 wrote 12-38 % fewer bytes on all 9 points, for
--0.3..+1.5 dB at ``-q 3`` and +1.1..+8.7 dB at ``-q 5``/``7``, where 2e-2 often collapsed (chaplin
-q7 9.20 dB, whisper q5 18.52 dB under its q3's 19.37). The bundled demo (120 frames, ``-q 5``):
-14,211 B 25.50 dB at 1e-2 vs 22,951 B 25.30 dB. At rd-v2's long fits (300 steps of 8, vt2people)
-it is a wash: q4 0.0527 bpp 21.27 dB vs 0.0592 / 21.50 (+0.1 dB on the 2e-2 curve), q7 0.2716 /
-25.74 vs 0.3240 / 26.65 (-0.4 dB). Since 2026-11-28 the presets use 1e-2. The batch is capped by the GOP's frame count and by
-``MAX_STEP_PIXELS`` (720p and larger: one frame per step).
-
-Compute against quality: ``medium`` spends about a quarter of what the encoder's earlier fixed
-default did (300 steps of batch 8: 129 s, 42 s/MP, for the README's demo of the same clip);
-``slower`` costs about that.
+``--scale auto`` also lives here: at short budgets a fit is short of steps, not pixels, so the
+coded size is the largest at which the budget gives every frame a rung-dependent number of
+visits (``AUTO_VISITS_BY_RUNG``).
 """
 from __future__ import annotations
 
@@ -105,7 +46,7 @@ OVERHEAD_S_PER_MP = 0.4  # coding, writing and the verification decode, per MP o
 # (208x128, a coded size); ssim / balanced 0.97-1.04. End to end (the bundled demo at `medium`,
 # coded 110x90, where the fixed cost weighs more) a psnr step took ~0.87 of a balanced one:
 # 0.85 keeps a psnr encode within ~3 % of a balanced one's CPU time, with 1/0.85 the steps
-# (benchmarks/results/tune-cost/step_cost.py).
+# (docs/experiments.md, tune-cost; the script is in git at aafc279).
 TUNE_STEP_COST: dict[str, float] = {"balanced": 1.0, "ssim": 1.0, "psnr": 0.85}
 COST_TUNE = "balanced"  # the tune the presets are priced at unless told (the encoder's default)
 MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one step unless one
