@@ -159,7 +159,7 @@ class PresetSchedule:
         return self.predicted_seconds / self.megapixels
 
     def overrides(self) -> dict[str, Any]:
-        """The ``codec.finetune.FitSettings`` fields this schedule sets."""
+        """The ``metanerv.fit.FitSettings`` fields this schedule sets."""
         return {"steps": self.steps, "batch": self.batch, "lr": self.lr}
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The fit's divergence guard (codec.finetune.GUARD_EVERY) and Adam's moment decay: a fit that
+"""The fit's divergence guard (metanerv.fit.GUARD_EVERY) and Adam's moment decay: a fit that
 diverges returns to its last good state at half the step size; one that does not, runs as if
 there were no guard."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from codec import finetune as ft
+from codec import finetune as gop
+from metanerv import fit as ft
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.model import build_model, frame_times, grid_size_for, init_state_for
 from torch.func import functional_call
@@ -32,8 +33,8 @@ def problem():
 def _run(problem, s, until, state=None):
     init, ghw, base, frames = problem
     model = build_model(init.config, ghw, init.state)
-    state = state or ft.start_fit(model, base, s)
-    ft.run_fit(model, frames, base, state, s, until, PIXELS, progress=False)
+    state = state or gop.start_fit(model, base, s)
+    gop.run_fit(model, frames, base, state, s, until, PIXELS, progress=False)
     return model, state
 
 
@@ -173,7 +174,7 @@ def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
     init, ghw, base, frames = problem
     model = build_model(init.config, ghw, init.state)
     s = ft.FitSettings(steps=12, batch=2, lam=0.64)
-    state = ft.start_fit(model, base, s)
+    state = gop.start_fit(model, base, s)
     reads = []
     with monkeypatch.context() as m:
         for name in ("__float__", "item", "tolist", "__bool__", "__int__"):
@@ -183,7 +184,7 @@ def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
                     reads.append(_name)
                 return _orig(self, *a, **k)
             m.setattr(torch.Tensor, name, read)
-        ft.run_fit(model, frames, base, state, s, 12, PIXELS, progress=False)
+        gop.run_fit(model, frames, base, state, s, 12, PIXELS, progress=False)
     assert reads == ["__float__"] * 4  # steps 4, 7 (the branch point), 8, 12
 
 

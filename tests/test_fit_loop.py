@@ -1,5 +1,6 @@
 """The encoder's fit loop (issue 12): the fused loss, the flat rate model and the sync-free loop
-give what the loop of commit 4b943a8 (frozen in benchmarks/fit_4b943a8.py) gave, faster."""
+give what the loop of commit 4b943a8 (imported from a worktree of it: benchmarks/baseline.py)
+gave, faster."""
 from __future__ import annotations
 
 import inspect
@@ -9,13 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import fit_4b943a8 as old
+from benchmarks import baseline
 from codec import finetune as new
 from codec.decoder import pick_device
 from metanerv.rate import RateModel
 from metanerv.losses import reconstruction_loss
 from metanerv.model import build_model, grid_size_for, init_state_for
 from metanerv.init_file import DEFAULT_INIT, load_init
+
+
+@pytest.fixture(scope="module")
+def old():
+    """``codec.finetune`` of commit 4b943a8 (its ``codec.rate`` as ``old.rate``)."""
+    try:
+        finetune, rate = baseline.load("codec.finetune", "codec.rate")
+    except baseline.BaselineError as e:
+        pytest.skip(f"no worktree of {baseline.BASELINE_REF}: {e}")
+    finetune.rate = rate
+    return finetune
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 20, 24), (1, 3, 9, 7)], ids=["window11", "window7"])
@@ -48,7 +60,7 @@ def _residuals(seed=0):
     return {k: (torch.randn(s, generator=g) * 0.05).requires_grad_(True) for k, s in shapes.items()}
 
 
-def test_flat_rate_model_is_the_per_tensor_one():
+def test_flat_rate_model_is_the_per_tensor_one(old):
     r_old, r_new = _residuals(), _residuals()
     steps = {k: 0.003 * (i + 1) for i, k in enumerate(r_old)}
     m_old, m_new = old.RateModel(r_old, steps), RateModel(r_new, steps)
@@ -62,8 +74,8 @@ def test_flat_rate_model_is_the_per_tensor_one():
     (b_new + sum(q.sum() for q in q_new.values())).backward()
     for i, k in enumerate(r_old):
         assert torch.allclose(r_new[k].grad, r_old[k].grad, rtol=1e-5, atol=1e-7)
-        assert m_new.log_step.grad[i].item() == pytest.approx(m_old.log_step[old._key(k)].grad.item(), rel=1e-4)
-        assert m_new.log_scale.grad[i].item() == pytest.approx(m_old.log_scale[old._key(k)].grad.item(), rel=1e-4)
+        assert m_new.log_step.grad[i].item() == pytest.approx(m_old.log_step[old.rate._key(k)].grad.item(), rel=1e-4)
+        assert m_new.log_scale.grad[i].item() == pytest.approx(m_old.log_scale[old.rate._key(k)].grad.item(), rel=1e-4)
     assert m_new.bits(r_new, noise=False).item() == pytest.approx(m_old.bits(r_old, noise=False).item(), rel=1e-6)
 
 
@@ -84,7 +96,7 @@ def _fit(impl, problem, s, until, **kw):
     return model, state
 
 
-def test_new_loop_follows_the_loop_of_4b943a8(problem, one_thread):
+def test_new_loop_follows_the_loop_of_4b943a8(old, problem, one_thread):
     """Same batches, same rate noise: only float rounding differs, so after 12 steps (3
     rounding flips at most per thousand levels) every level is within one step of the old.
     (The old loop's --bpp dual ascent is gone: --bpp is a search, encoder.fit_to_rate.)"""
