@@ -190,14 +190,14 @@ def decode_fps(width: int, height: int, threads: int, batch: int, scale: float,
 
 @contextmanager
 def _encoder_loop(kind: str):
-    """``codec.encoder`` with the fit functions of loop ``kind`` (restored on exit)."""
-    import codec.encoder as enc
+    """``codec.gopfit`` (the encoder's GOP fit) with the fit functions of loop ``kind`` (restored on exit)."""
+    import codec.gopfit as enc
 
     impl = _loop(kind)
     names = ("start_fit", "run_fit", "finish_fit")
     missing = [n for n in names if not hasattr(enc, n)]
     if missing:
-        raise RuntimeError(f"codec.encoder no longer imports {missing}: update benchmarks/speed.py")
+        raise RuntimeError(f"codec.gopfit no longer imports {missing}: update benchmarks/speed.py")
     saved = {n: getattr(enc, n) for n in names}
     start = impl.start_fit
 
@@ -339,7 +339,7 @@ def write_json_and_markdown(out: Path, res: dict, md: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from codec.decoder import pick_device
+    from codec.devices import pick_device
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")

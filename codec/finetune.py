@@ -11,6 +11,10 @@ and steps the bitstream stores.
 The loop runs where the frames are (CPU or CUDA) and never waits for the device inside a step:
 batches come from a generator on that device, and the progress bar reads values back only
 every ``STATS_EVERY`` steps.
+
+The measurements behind :mod:`metanerv.fit`'s choices (which may not name this repository's
+benchmark folders): ``MSE_SHARE`` and ``--tune`` in benchmarks/results/fit-loss/, ``ADAM_BETAS``
+and the divergence guard in benchmarks/results/fit-stability/.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ A fit can diverge: a burst of large gradients moves every weight at once and the
 saturates, after which the fit does not come back within its budget (foreman, 64 frames, -q 5,
 the c8-coded init: 22 -> 8 dB at step 730 of 1624, 9.8 dB at the end on one machine, 16.5 on
 another). The guard (``FitState.guard``) returns such a fit to its last good state at half the
-step size: 22.4 dB (benchmarks/results/fit-stability/).
+step size: 22.4 dB (the encoder's fit-stability measurements, cited in ``codec.finetune``).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ NOISE_SEED = 1_000_003  # step k's rate noise comes from seed * NOISE_SEED + k
 #   gradient of MSE_PRICE * ln(mean MSE), a constant price per dB of PSNR, the curve users compare;
 # - "balanced" (default) mixes the two half and half: on five train clips at `medium` it bought
 #   -14.5 % BD-rate in PSNR for +5.0 % in MS-SSIM against "ssim"; "psnr" alone -16.0 % and
-#   +34.5 % (blur at low rates); benchmarks/results/fit-loss/.
+#   +34.5 % (blur at low rates): the encoder's fit-loss measurements (``codec.finetune``).
 MSE_SHARE: dict[str, float] = {"balanced": 0.5, "psnr": 1.0, "ssim": 0.0}
 DISTORTIONS = tuple(MSE_SHARE)
 DEFAULT_TUNE = "balanced"
@@ -53,7 +53,7 @@ MSE_MEAN_DECAY = 0.95  # the running mean's weight on its past, per step
 # Adam's moment decays: torch's default. A shorter second moment (0.99, which follows a burst of
 # large gradients within ~100 steps instead of ~1000) kept foreman's -q 5 fit from collapsing,
 # but cost +2.0 % BD-rate on three train clips at `medium` (0/3 better); the guard below prevents
-# the collapse for nothing: benchmarks/results/fit-stability/.
+# the collapse for nothing (fit-stability, ``codec.finetune``).
 ADAM_BETAS = (0.9, 0.999)
 # The divergence guard: every GUARD_EVERY steps, at the last step of the stable phase (where
 # ladder rungs branch off) and at the last step, the fit reads back the mean MSE of the batches

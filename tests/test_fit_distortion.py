@@ -12,7 +12,8 @@ import torch
 from codec import finetune
 from metanerv import fit
 from codec.cli import main as cli_main
-from codec.encoder import encode_ladder, rgb_psnr
+from codec.encoder import encode_ladder
+from codec.metrics import rgb_psnr
 from codec.decoder import decode
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.model import build_model, grid_size_for, init_state_for

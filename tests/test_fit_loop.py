@@ -3,7 +3,6 @@ give what the loop of commit 4b943a8 (imported from a worktree of it: benchmarks
 gave, faster."""
 from __future__ import annotations
 
-import inspect
 import sys
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 
 from benchmarks import baseline
 from codec import finetune as new
-from codec.decoder import pick_device
+from codec.devices import pick_device
 from metanerv.rate import RateModel
 from metanerv.losses import reconstruction_loss
 from metanerv.model import build_model, grid_size_for, init_state_for
@@ -183,14 +182,14 @@ def test_fit_state_lives_on_the_frames_device(problem):
 
 def test_encode_runs_on_the_auto_device_by_default(monkeypatch, tmp_path):
     from codec import cli
-    from codec.encoder import encode_ladder
-    assert inspect.signature(encode_ladder).parameters["device"].default == "auto"
+    from codec.options import EncodeOptions
+    assert EncodeOptions().device == "auto"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto") == torch.device("cpu")
     seen = {}
 
-    def fake_encode(source, output, **kw):
-        seen.update(kw)
+    def fake_encode(source, output, options, **kw):
+        seen["device"] = options.device
         raise SystemExit(0)
 
     monkeypatch.setattr("codec.encoder.encode", fake_encode)

@@ -7,7 +7,7 @@ import torch
 
 import codec
 from bitstreams.format import GopRecord, TensorRecord, encode_gop, section_overhead_bytes
-from codec.encoder import RATE_SLOPE, next_rate_weight, rate_prior
+from codec.rate_control import RATE_SLOPE, next_rate_weight, rate_prior
 from codec.entropy import fit_laplace, model_bits
 from codec.finetune import FitSettings, finish_fit, finish_fit_at_rate, run_fit, start_fit
 from metanerv.rate import RateModel
