@@ -81,7 +81,7 @@ class Loop:
         self.pixels = GOP_FRAMES * width * height
         g = torch.Generator().manual_seed(seed)
         self.frames = torch.rand(GOP_FRAMES, 3, hp, wp, generator=g).to(device)
-        self.settings = new_fit.FitSettings(steps=300, batch=batch, lam=LADDER[5].lam, seed=seed,
+        self.settings = new_fit.FitSettings(steps=300, lr=2e-2, batch=batch, lam=LADDER[5].lam, seed=seed,
                                             compile=kind == "compiled")
         self.state = self.impl.start_fit(self.model, self.base, self.settings)
 

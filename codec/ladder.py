@@ -27,7 +27,6 @@ LADDER: dict[int, Rung] = {
     7: Rung(lam=0.13),
     8: Rung(lam=0.06),
 }
-DEFAULT_STEPS = 300  # the rd-v2 benchmark's --steps; the encoder's steps come from codec.presets
 QUALITY_LEVELS: list[int] = sorted(LADDER)
 DEFAULT_QUALITY = 5
 DEFAULT_GOP = 120

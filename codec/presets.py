@@ -115,7 +115,6 @@ MIN_STEPS = 10  # a GOP so small that its budget buys fewer steps still gets the
 MIN_STEPS_SECONDS = 2.0  # as they cost at most this (a lone 1080p frame keeps its budget)
 DEFAULT_PRESET = "medium"
 TOP_QUALITY = max(QUALITY_LEVELS)
-TARGET_S_PER_MP = 10.0  # what ``medium`` must cost at most, everything included
 
 
 @dataclass(frozen=True)

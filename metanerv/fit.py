@@ -70,11 +70,13 @@ GUARD_DB = 3.0
 
 @dataclass(kw_only=True)
 class FitSettings:
-    """One fit's schedule and objective."""
+    """One fit's schedule and objective. ``steps``, ``lr`` and ``batch`` have no default: the
+    encoder takes them from its preset (``codec.presets``) or the caller, meta-training's coded
+    inner loop from its options."""
 
-    steps: int = 300
-    lr: float = 2e-2  # peak Adam step of the residuals
-    batch: int | None = 8  # frames per step of a GOP fit (None: all; a meta-training task batches itself)
+    steps: int
+    lr: float  # peak Adam step of the residuals
+    batch: int | None  # frames per step of a GOP fit (None: all; a meta-training task batches itself)
     rate_lr: float = 2e-2  # peak Adam step of log steps and log scales
     distortion: str = DEFAULT_TUNE  # one of DISTORTIONS
     l1_weight: float = 0.7  # of the "ssim" distortion

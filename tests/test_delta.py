@@ -61,7 +61,7 @@ def _fit(clip, init, lam, base=None, steps=6):
     model = build_model(cfg, ghw, init.state if init else None, seed=0)
     frames = pad_to_stride(frames_to_tensor(clip.frames), cfg.total_stride)
     pixels = clip.num_frames * clip.width * clip.height
-    return fit_gop(model, frames, base, FitSettings(steps=steps, lam=lam), pixels, progress=False), base, ghw
+    return fit_gop(model, frames, base, FitSettings(steps=steps, lr=2e-2, batch=8, lam=lam), pixels, progress=False), base, ghw
 
 
 @pytest.mark.parametrize("use_init", [True, False], ids=["delta", "absolute"])

@@ -25,7 +25,7 @@ def _state(tune: str):
     init = load_init(DEFAULT_INIT)
     ghw = grid_size_for(16, 16, init.config)
     model = build_model(init.config, ghw, init.state)
-    s = finetune.FitSettings(steps=4, distortion=tune)
+    s = finetune.FitSettings(steps=4, lr=2e-2, batch=8, distortion=tune)
     return finetune.start_fit(model, init_state_for(init.state, ghw), s), s
 
 

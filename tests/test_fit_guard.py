@@ -50,7 +50,7 @@ def _gop_mse(problem, model, state) -> float:
 
 def test_the_fit_uses_the_measured_adam_betas(problem, monkeypatch):
     monkeypatch.setattr(ft, "ADAM_BETAS", (0.8, 0.95))
-    _, state = _run(problem, ft.FitSettings(steps=2, batch=2), 1)
+    _, state = _run(problem, ft.FitSettings(steps=2, lr=2e-2, batch=2), 1)
     assert all(g["betas"] == (0.8, 0.95) for g in state.opt.param_groups)
 
 
@@ -60,7 +60,7 @@ def _window(state: ft.FitState, mse: float) -> None:
 
 
 def test_guard_keeps_a_vouched_state_and_returns_to_it_when_the_fit_diverges(problem):
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64, distortion="ssim"), 4)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64, distortion="ssim"), 4)
     assert state.watched == 4 and state.mse_mean is None  # watched for every tune, even where the loss ignores it
     first = float(state.watch) / 4
     s0 = state.resid.detach().clone()
@@ -92,7 +92,7 @@ def test_guard_keeps_a_vouched_state_and_returns_to_it_when_the_fit_diverges(pro
 def test_a_slow_drift_is_not_a_divergence(problem):
     """Windows are compared with the previous one: a fit whose error rises ~1 dB per window (a
     rung's rate weight squeezing its bits) is never rolled back."""
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 2)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64), 2)
     mse = 0.01
     for _ in range(10):
         _window(state, mse)
@@ -102,7 +102,7 @@ def test_a_slow_drift_is_not_a_divergence(problem):
 
 
 def test_a_new_rate_weight_starts_over(problem):
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 4)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64), 4)
     for _ in range(2):  # a baseline and a vouched-for state to return to
         _window(state, 0.01)
         state.guard()
@@ -120,7 +120,7 @@ def test_a_diverging_fit_ends_better_with_the_guard(problem, one_thread, monkeyp
     """30 good steps, then a step size 100x or 500x the preset's blows the fit up; with checks
     every 5 steps the guard rolls it back and halves the step until it holds."""
     monkeypatch.setattr(ft, "GUARD_EVERY", 5)
-    s = ft.FitSettings(steps=60, batch=2, lam=0.64)
+    s = ft.FitSettings(steps=60, lr=2e-2, batch=2, lam=0.64)
     wild = replace(s, lr=lr, rate_lr=lr)
 
     def fit():
@@ -136,7 +136,7 @@ def test_a_diverging_fit_ends_better_with_the_guard(problem, one_thread, monkeyp
 
 def test_a_fit_that_holds_runs_as_without_the_guard(problem, one_thread, monkeypatch):
     monkeypatch.setattr(ft, "GUARD_EVERY", 3)
-    s = ft.FitSettings(steps=12, batch=2, lam=0.64, seed=5)
+    s = ft.FitSettings(steps=12, lr=2e-2, batch=2, lam=0.64, seed=5)
     _, watched = _run(problem, s, 12)
     monkeypatch.setattr(ft, "GUARD_DB", math.inf)  # checks that can never roll back
     _, plain = _run(problem, s, 12)
@@ -146,7 +146,7 @@ def test_a_fit_that_holds_runs_as_without_the_guard(problem, one_thread, monkeyp
 
 
 def test_guard_steps_follow_the_schedule():
-    s = ft.FitSettings(steps=120)  # decay from step 72
+    s = ft.FitSettings(steps=120, lr=2e-2, batch=8)  # decay from step 72
     assert [k for k in range(1, 121) if ft.guard_step(k, s)] == [50, 72, 100, 120]
 
 
@@ -157,7 +157,7 @@ def test_a_fit_diverging_just_before_a_branch_or_the_end_is_caught(problem, one_
     19.5 dB in the last 9 shared steps, 14.6 dB at the end). The branch point and the last step
     are checked whatever GUARD_EVERY says."""
     monkeypatch.setattr(ft, "GUARD_EVERY", 10)
-    s = ft.FitSettings(steps=60, batch=2, lam=0.64)  # decay from 36
+    s = ft.FitSettings(steps=60, lr=2e-2, batch=2, lam=0.64)  # decay from 36
     last = ft.decay_start(s) if where == "branch" else s.steps
     stop = (last - 1) // 10 * 10  # the last regular check before it
     model, state = _run(problem, s, stop)
@@ -173,7 +173,7 @@ def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
     monkeypatch.setattr(ft, "GUARD_EVERY", 4)
     init, ghw, base, frames = problem
     model = build_model(init.config, ghw, init.state)
-    s = ft.FitSettings(steps=12, batch=2, lam=0.64)
+    s = ft.FitSettings(steps=12, lr=2e-2, batch=2, lam=0.64)
     state = gop.start_fit(model, base, s)
     reads = []
     with monkeypatch.context() as m:

@@ -99,7 +99,7 @@ def test_new_loop_follows_the_loop_of_4b943a8(old, problem, one_thread):
     """Same batches, same rate noise: only float rounding differs, so after 12 steps (3
     rounding flips at most per thousand levels) every level is within one step of the old.
     (The old loop's --bpp dual ascent is gone: --bpp is a search, encoder.fit_to_rate.)"""
-    s = new.FitSettings(steps=20, lam=0.64, seed=3, distortion="ssim")
+    s = new.FitSettings(steps=20, lr=2e-2, batch=8, lam=0.64, seed=3, distortion="ssim")
     c_old = old.finish_fit(_fit(old, problem, s, 12)[1])
     st_new = _fit(new, problem, s, 12)[1]
     c_new = new.finish_fit(st_new)
@@ -118,7 +118,7 @@ def _same(a: new.FitState, b: new.FitState) -> bool:
 
 @pytest.mark.parametrize("tune", new.DISTORTIONS)
 def test_progress_statistics_do_not_change_the_fit(problem, one_thread, tune):
-    s = new.FitSettings(steps=8, lam=0.64, seed=1, distortion=tune)
+    s = new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=1, distortion=tune)
     init, ghw, base, frames = problem
     quiet = _fit(new, problem, s, 6)[1]
     model = build_model(init.config, ghw, init.state)
@@ -131,7 +131,7 @@ def test_progress_statistics_do_not_change_the_fit(problem, one_thread, tune):
 def test_split_runs_branches_and_seeds(problem, one_thread, tune):
     """A fit run in pieces, or branched, is the one run whole (the "psnr" distortion's running
     mean of the MSE travels in the state, and a branch copies it)."""
-    s = new.FitSettings(steps=8, lam=0.64, seed=2, distortion=tune)
+    s = new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=2, distortion=tune)
     init, ghw, base, frames = problem
     one = _fit(new, problem, s, 6)[1]
     model = build_model(init.config, ghw, init.state)
@@ -143,7 +143,7 @@ def test_split_runs_branches_and_seeds(problem, one_thread, tune):
     new.run_fit(model, frames, base, two, s, 6, 12 * 48 * 64, progress=False)
     assert _same(one, two) and _same(one, fork)  # same batches and noise from step 3 on
     assert _same(one, _fit(new, problem, s, 6)[1])  # deterministic per seed
-    other = _fit(new, problem, new.FitSettings(steps=8, lam=0.64, seed=3, distortion=tune), 6)[1]
+    other = _fit(new, problem, new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=3, distortion=tune), 6)[1]
     assert not torch.equal(one.resid, other.resid)
 
 
@@ -157,7 +157,7 @@ def test_loop_reads_nothing_back_from_the_device_per_step(problem, one_thread, m
     counts = []
     for steps in (2, 5):
         model = build_model(init.config, ghw, init.state)
-        s = new.FitSettings(steps=100, lam=0.64, distortion=tune)
+        s = new.FitSettings(steps=100, lr=2e-2, batch=8, lam=0.64, distortion=tune)
         state = new.start_fit(model, base, s)
         reads = []
         for name in ("__float__", "item", "tolist", "__bool__", "__int__"):
@@ -174,7 +174,7 @@ def test_loop_reads_nothing_back_from_the_device_per_step(problem, one_thread, m
 
 
 def test_fit_state_lives_on_the_frames_device(problem):
-    _, state = _fit(new, problem, new.FitSettings(steps=2), 1)
+    _, state = _fit(new, problem, new.FitSettings(steps=2, lr=2e-2, batch=8), 1)
     assert state.gen.device == state.noise.device == state.resid.device == torch.device("cpu")
     assert not state.opt.defaults.get("fused")  # fused Adam only on CUDA
     assert len(state.opt.param_groups[0]["params"]) == 1  # one flat residual, not a tensor each
