@@ -89,7 +89,7 @@ def time_steps(width: int, height: int, batch: int, threads: int, seconds: float
     frames = torch.rand(CAL_GOP, 3, hp, wp, generator=gen)
     model = build_model(cfg, (gh, gw), init.state, seed=0)
     base = init_state_for(init.state, (gh, gw))
-    s = FitSettings(steps=10_000, batch=batch)
+    s = FitSettings(steps=10_000, lr=2e-2, batch=batch)
     state = start_fit(model, base, s)
     pixels = CAL_GOP * width * height
     run_fit(model, frames, base, state, s, 1, pixels, progress=False)  # warm-up (allocations)

@@ -1,7 +1,8 @@
 """Speed of the encoder's v2 fit loop: the loop as of commit 4b943a8 against the current one.
 
-``old`` is :mod:`benchmarks.fit_4b943a8` (a frozen copy: per-tensor rate graph, per-step
-``fork_rng`` + ``manual_seed`` for the rate noise, autograd SSIM); ``new`` is
+``old`` is ``codec.finetune`` of commit 4b943a8 itself, checked out into a git worktree and
+imported from there (:mod:`benchmarks.baseline`: per-tensor rate graph, per-step ``fork_rng``
++ ``manual_seed`` for the rate noise, autograd SSIM); ``new`` is
 ``codec.finetune.run_fit`` (one flat residual vector, device generators, the fused L1 + SSIM
 loss with its hand-written gradient). Both fit the shipped default init's model, delta coded,
 at q5's rate weight, on random frames of the size; only time is measured here (quality:
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import fit_4b943a8 as old_fit
+from benchmarks import baseline
 from codec import finetune as new_fit
 from codec.ladder import LADDER
 from metanerv.model import NeRVConfig, build_model, frame_times, grid_size_for, init_state_for
@@ -46,7 +47,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_SIZES = {"cpu": "176x144,352x288,832x480", "cuda": "176x144,1920x1080"}
 DEFAULT_DECODE = {"cpu": "352x288", "cuda": "352x288,1920x1080"}
 GOP_FRAMES = 16  # frames the batches are drawn from (more than a batch, as in a real GOP)
-LOOPS = {"old": old_fit, "new": new_fit, "compiled": new_fit}  # compiled: new with FitSettings.compile
+LOOPS = {"new": new_fit, "compiled": new_fit}  # compiled: new with FitSettings.compile; "old": _loop
+
+
+def _loop(kind: str):
+    """The fit module of loop ``kind``; ``old`` is imported from a worktree of ``BASELINE_REF``."""
+    if kind == "old" and "old" not in LOOPS:
+        LOOPS["old"], = baseline.load("codec.finetune")
+    return LOOPS[kind]
 
 
 def _sync(device: torch.device) -> None:
@@ -61,7 +69,7 @@ class Loop:
                  init: str = "default", seed: int = 0) -> None:
         from codec.inits import resolve_init
 
-        self.impl, self.device = LOOPS[kind], device
+        self.impl, self.device = _loop(kind), device
         init_file = resolve_init(init)
         cfg = init_file.config if init_file else NeRVConfig()
         ghw = grid_size_for(height, width, cfg)
@@ -73,7 +81,7 @@ class Loop:
         self.pixels = GOP_FRAMES * width * height
         g = torch.Generator().manual_seed(seed)
         self.frames = torch.rand(GOP_FRAMES, 3, hp, wp, generator=g).to(device)
-        self.settings = new_fit.FitSettings(steps=300, batch=batch, lam=LADDER[5].lam, seed=seed,
+        self.settings = new_fit.FitSettings(steps=300, lr=2e-2, batch=batch, lam=LADDER[5].lam, seed=seed,
                                             compile=kind == "compiled")
         self.state = self.impl.start_fit(self.model, self.base, self.settings)
 
@@ -182,25 +190,30 @@ def decode_fps(width: int, height: int, threads: int, batch: int, scale: float,
 
 @contextmanager
 def _encoder_loop(kind: str):
-    """``codec.encoder`` with the fit functions of loop ``kind`` (restored on exit)."""
-    import codec.encoder as enc
+    """``codec.gopfit`` (the encoder's GOP fit) with the fit functions of loop ``kind`` (restored on exit)."""
+    import codec.gopfit as enc
 
-    impl = LOOPS[kind]
+    impl = _loop(kind)
     names = ("start_fit", "run_fit", "finish_fit")
     missing = [n for n in names if not hasattr(enc, n)]
     if missing:
-        raise RuntimeError(f"codec.encoder no longer imports {missing}: update benchmarks/speed.py")
+        raise RuntimeError(f"codec.gopfit no longer imports {missing}: update benchmarks/speed.py")
     saved = {n: getattr(enc, n) for n in names}
     start = impl.start_fit
 
     def start_fit(*args, **kwargs):
         state = start(*args, **kwargs)
-        if not hasattr(state, "rollbacks"):  # the frozen loop predates the divergence guard
+        if not hasattr(state, "rollbacks"):  # the old loop predates the divergence guard
             state.rollbacks = 0
         return state
+
+    def run_fit(*args, shown_pixels=None, **kwargs):  # the old loop's bar has no shown_pixels
+        return impl.run_fit(*args, **kwargs)
+
+    wrapped = {"start_fit": start_fit, "run_fit": run_fit if kind == "old" else impl.run_fit}
     try:
         for n in names:
-            setattr(enc, n, start_fit if n == "start_fit" else getattr(impl, n))
+            setattr(enc, n, wrapped.get(n) or getattr(impl, n))
         yield
     finally:
         for n, f in saved.items():
@@ -278,7 +291,7 @@ def markdown(res: dict) -> str:
              f"{_fmt_load(res['loadavg_end'])}; this benchmark's own threads count in it. On a shared "
              "machine absolute times are upper bounds; ratios come from interleaved rounds.", ""]
     if res["compare"]:
-        kinds = [k for k in LOOPS if any(k in c["loops"] for c in res["compare"])]
+        kinds = [k for k in ("old", "new", "compiled") if any(k in c["loops"] for c in res["compare"])]
         lines += ["## Steps/s: the loop of 4b943a8 (`old`) and `codec.finetune.run_fit` (`new`)", "",
                   "| size | device | threads | batch | " + " | ".join(f"{k} steps/s" for k in kinds) + " | "
                   + " | ".join(f"{k} / old: wall (range), CPU" for k in kinds[1:]) + " |",
@@ -326,7 +339,7 @@ def write_json_and_markdown(out: Path, res: dict, md: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from codec.decoder import pick_device
+    from codec.devices import pick_device
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")

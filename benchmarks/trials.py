@@ -34,7 +34,8 @@ import torch
 from benchmarks.bdrate import bd_psnr, bd_rate
 from benchmarks.metrics import ms_ssim
 from codec.decoder import decode
-from codec.encoder import encode_ladder, frame_mse, psnr_of_mse
+from codec.encoder import encode_ladder
+from codec.metrics import frame_mse, psnr_of_mse
 from metanerv.model import downscale_frames, frame_times
 from nervcore.video_io import Video, read_video
 

@@ -437,6 +437,12 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     return header, hlen + 4
 
 
+def check_header(h: Header) -> None:
+    """Raise BitstreamError where a decoder would refuse ``h``: the checks of
+    :func:`decode_header` on its serialized bytes (what an encoder runs before fitting)."""
+    decode_header(encode_header(h))
+
+
 @dataclass
 class _SectionIndex:
     first_frame: int

@@ -2,12 +2,12 @@
 from nervcore.errors import NervcError
 from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
 
-__all__ = ["DEFAULT_QUALITY", "DecodeResult", "EncodeResult", "NervcError", "QUALITY_LEVELS",
+__all__ = ["DEFAULT_QUALITY", "DecodeResult", "EncodeOptions", "EncodeResult", "NervcError", "QUALITY_LEVELS",
            "decode", "encode", "encode_ladder"]
 
 _LAZY = {"decode": "codec.decoder", "DecodeResult": "codec.decoder",
          "encode": "codec.encoder", "EncodeResult": "codec.encoder",
-         "encode_ladder": "codec.encoder"}
+         "encode_ladder": "codec.encoder", "EncodeOptions": "codec.options"}
 
 
 def __getattr__(name: str):

@@ -59,25 +59,20 @@ def _common_overwrite(p: argparse.ArgumentParser) -> None:
 
 
 def _check_device(device: str) -> None:
-    """``codec.decoder.pick_device``, run before any work: an unknown name or ``cuda`` without
+    """``codec.devices.pick_device``, run before any work: an unknown name or ``cuda`` without
     CUDA is a user error, not a torch exception from deep inside training."""
-    from codec.decoder import pick_device
+    from codec.devices import pick_device
     pick_device(device)
 
 
 def _check_bounds(a: argparse.Namespace, bounds: dict[str, tuple[str, float, float]]) -> None:
     """``bounds``: {dest: (kind, low, high)}; kind "[]" or "(]" says whether ``low`` is
     allowed. Options left unset (None) are not checked; list values are checked item by item."""
+    from codec.options import check_bound
     for dest, (kind, low, high) in bounds.items():
         value = getattr(a, dest)
-        if value is None:
-            continue
         for v in value if isinstance(value, (tuple, list)) else (value,):
-            if not (math.isfinite(v) and (v >= low if kind == "[]" else v > low) and v <= high):
-                what = f"{'at least' if kind == '[]' else 'more than'} {low:g}"
-                if high != math.inf:
-                    what += f" and at most {high:g}"
-                raise NervcError(f"--{dest.replace('_', '-')} {value!r}: must be {what}")
+            check_bound(dest.replace("_", "-"), v, low, high, kind == "[]", shown=value)
 
 
 def _raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -112,8 +107,9 @@ def _scale(text: str) -> int | str:
 def encode_main(argv: list[str]) -> int:
     from codec import presets
     from codec.encoder import encode
-    from codec.finetune import DEFAULT_TUNE, DISTORTIONS
-    from codec.ladder import DEFAULT_GOP, DEFAULT_QUALITY, LADDER, QUALITY_LEVELS, rung_weight
+    from codec.ladder import DEFAULT_QUALITY, QUALITY_LEVELS
+    from codec.options import EncodeOptions
+    from metanerv.fit import DEFAULT_TUNE, DISTORTIONS
     from nervcore.video_io import parse_fps, parse_size
 
     if _wants_preset_help(argv):
@@ -162,17 +158,16 @@ def encode_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not str(a.output).lower().endswith(".nerv"):  # never a .nerv written under a video's name
         raise NervcError(f"{a.output}: nervc encode writes a .nerv bitstream; name the output NAME.nerv")
-    _check_device(a.device)
-    _check_bounds(a, {"lr": ("(]", 0, math.inf), "batch": ("[]", 1, math.inf), "jobs": ("[]", 1, math.inf)})
-    presets.check_preset(a.preset)
+    options = EncodeOptions(preset=a.preset, steps=a.steps, batch=a.batch, lr=a.lr, bpp=a.bpp, lam=a.lam,
+                            tune=a.tune, init=a.init, meta_lr=not a.no_meta_lr, gop=a.gop, scale=a.scale,
+                            frames=_frames(a.frames), size=parse_size(a.size), fps=parse_fps(a.fps),
+                            seed=a.seed, device=a.device, jobs=a.jobs, distributed=a.distributed,
+                            progress=not a.quiet, overwrite=a.overwrite)
+    options.check([a.quality])
     if not a.distributed and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         raise NervcError("started by torchrun with several ranks: add --distributed to split the "
                          "GOPs over them (otherwise every rank would encode the whole video)")
-    r = encode(a.input, a.output, quality=a.quality, steps=a.steps, bpp=a.bpp, lam=a.lam,
-               init=a.init, gop=a.gop, frames=_frames(a.frames), size=parse_size(a.size),
-               fps=parse_fps(a.fps), seed=a.seed, device=a.device, lr=a.lr, batch=a.batch,
-               progress=not a.quiet, overwrite=a.overwrite, jobs=a.jobs, distributed=a.distributed,
-               preset=a.preset, meta_lr=not a.no_meta_lr, scale=a.scale, tune=a.tune)
+    r = encode(a.input, a.output, options, quality=a.quality)
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
@@ -185,17 +180,11 @@ def encode_main(argv: list[str]) -> int:
     line = (f"preset {r.preset}{' (--steps given)' if a.steps is not None else ''}: {r.steps} steps, "
             f"{r.steps / max(r.encode_seconds, 1e-9):.2f} steps/s, {r.total_seconds / mp:.2f} s/MP "
             f"with the verification decode")
-    if a.steps is None and a.lr is None and a.batch is None:
-        gop = min(a.gop or DEFAULT_GOP, r.num_frames)
-        predicted = presets.predict_seconds(r.preset, r.width, r.height, r.num_frames, gop,
-                                            coded_hw=(r.coded_height, r.coded_width), tune=a.tune)
-        line += f" (predicted {predicted / mp:.2f} s/MP for one thread)"
+    if r.predicted_seconds is not None:
+        line += f" (predicted {r.predicted_seconds / mp:.2f} s/MP for one thread)"
     print(line)
-    share = presets.coded_share(r.width, r.height, r.coded_width, r.coded_height)
-    rung = rung_weight(LADDER[a.quality].lam, share)
-    if a.lam is None and a.bpp is None and r.lam > rung * (1 + 1e-6):
-        as_q = next((q for q, x in LADDER.items() if abs(rung_weight(x.lam, share) - r.lam) <= 1e-6 * r.lam), None)
-        print(f"-q {a.quality} fitted as -q {as_q} (lam {r.lam:.3g}): a fit this short cannot turn "
+    if r.fitted_as is not None:
+        print(f"-q {a.quality} fitted as -q {r.fitted_as} (lam {r.lam:.3g}): a fit this short cannot turn "
               "more bytes into picture; a slower preset can")
     if r.rollbacks:
         print(f"the fit diverged {r.rollbacks} time(s) and went back to its last good state at half "
@@ -294,7 +283,8 @@ def stream_info(r, path) -> dict:
 def demo_main(argv: list[str]) -> int:
     """Encode and decode the bundled clip; print PSNR, bpp and times."""
     from codec.decoder import decode
-    from codec.encoder import encode, rgb_psnr
+    from codec.encoder import encode
+    from codec.metrics import rgb_psnr
     from codec.ladder import QUALITY_LEVELS
     from nervcore.video_io import read_video
 

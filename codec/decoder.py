@@ -28,6 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from bitstreams import BitstreamError, BitstreamReader, GopRecord, Header
+from codec.devices import pick_device
 from codec.entropy import EntropyError, LaplaceModel, decode_tensors
 from nervcore.errors import NervcError
 from codec.inits import find_init
@@ -49,16 +50,6 @@ class DecodeResult:
     @property
     def fps_decoded(self) -> float:
         return self.frames.shape[0] / max(self.decode_seconds, 1e-9)
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NervcError("--device cuda requested but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise NervcError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return torch.device(device)
 
 
 def decode_memory_limit() -> int:

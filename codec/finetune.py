@@ -1,29 +1,23 @@
-"""Fitting one GOP's network by rate-distortion optimisation.
+"""Fitting one GOP's network: the encoder's use of the one fit (:mod:`metanerv.fit`).
 
-The decode weights are ``base + step * round(r / step)`` (``base`` = the init's tensors for
-delta coding, zero without an init); the residuals ``r``, the per-tensor steps and the Laplace
-scales of :class:`metanerv.rate.RateModel` are trained together on
-``distortion + lam * bits / pixels``. There is no separate pruning or bit-depth choice: a
-weight the picture does not need is pulled to level 0 by the rate term, where it costs a
-fraction of a bit (and, with an init, keeps the init's value).
-
-The fit is split so that several rungs of the ladder can share it: :func:`start_fit` builds the
-state, :func:`run_fit` advances it by a range of steps of one schedule, and the state can be
-copied (:func:`branch`) to branch rungs off a common prefix.
+:mod:`metanerv.fit` holds the rate-distortion fit itself (settings, state, schedule, step,
+divergence guard), which meta-training's coded inner loop runs too. Here it is given a GOP:
+:func:`start_fit` starts it from a model's decode tensors, :func:`run_fit` advances it by a
+range of steps on batches of the GOP's frames (``FitSettings.distortion``, ``--tune``) with a
+progress bar, the state can be copied (:func:`metanerv.fit.branch`) to branch ladder rungs off
+a common prefix, and :func:`finish_fit` / :func:`finish_fit_at_rate` turn it into the levels
+and steps the bitstream stores.
 
 The loop runs where the frames are (CPU or CUDA) and never waits for the device inside a step:
-batches and rate noise come from generators on that device, and the progress bar reads values
-back only every ``STATS_EVERY`` steps, the divergence guard one number every ``GUARD_EVERY``.
+batches come from a generator on that device, and the progress bar reads values back only
+every ``STATS_EVERY`` steps.
 
-A fit can diverge: a burst of large gradients moves every weight at once and the tanh head
-saturates, after which the fit does not come back within its budget (foreman, 64 frames, -q 5,
-the c8-coded init: 22 -> 8 dB at step 730 of 1624, 9.8 dB at the end on one machine, 16.5 on another). The guard
-(``FitState.guard``) returns such a fit to its last good state at half the step size: 22.4 dB
-(benchmarks/results/fit-stability/).
+The measurements behind :mod:`metanerv.fit`'s choices (which may not name this repository's
+benchmark folders): ``MSE_SHARE`` and ``--tune`` in benchmarks/results/fit-loss/, ``ADAM_BETAS``
+and the divergence guard in benchmarks/results/fit-stability/.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -34,144 +28,15 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from codec.entropy import MAX_LEVEL
-from metanerv.rate import F16_TINY, RateModel, initial_step
-from metanerv.losses import MSE_PRICE, psnr, reconstruction_loss
+from metanerv.fit import DEFAULT_TUNE, DISTORTIONS, FitSettings, FitState, branch, decay_start, fit_steps, new_fit
+from metanerv.losses import psnr
 from metanerv.model import NeRV, decode_param_names, frame_times
-from metanerv.schedule import wsd_lr
+from metanerv.rate import F16_TINY
 
+__all__ = ["DEFAULT_TUNE", "DISTORTIONS", "FitSettings", "FitState", "CodedGop", "branch", "decay_start",
+           "start_fit", "run_fit", "finish_fit", "finish_fit_at_rate", "fit_gop", "frames_to_tensor"]
 
 STATS_EVERY = 10  # steps between progress-bar updates (each one waits for the device)
-NOISE_SEED = 1_000_003  # step k's rate noise comes from seed * NOISE_SEED + k
-
-# What the fit minimises besides the rate (``nervc encode --tune``), as the share of a PSNR term
-# in a mix with the NeRV papers' 0.7 L1 + 0.3 (1 - SSIM):
-# - the PSNR term is MSE_PRICE * MSE / m, m a running mean of the batches' MSE (detached): the
-#   gradient of MSE_PRICE * ln(mean MSE), a constant price per dB of PSNR, the curve users compare;
-# - "balanced" (default) mixes the two half and half: on five train clips at `medium` it bought
-#   -14.5 % BD-rate in PSNR for +5.0 % in MS-SSIM against "ssim"; "psnr" alone -16.0 % and
-#   +34.5 % (blur at low rates); benchmarks/results/fit-loss/.
-MSE_SHARE: dict[str, float] = {"balanced": 0.5, "psnr": 1.0, "ssim": 0.0}
-DISTORTIONS = tuple(MSE_SHARE)
-DEFAULT_TUNE = "balanced"
-# MSE_PRICE (metanerv.losses, shared with meta-training's --loss balanced) sets the log-MSE term
-# against the ladder's rate weights: 0.04 moves about as much per dB near 25 dB as the L1 + SSIM
-# loss does, so a rung keeps about its rate.
-MSE_MEAN_DECAY = 0.95  # the running mean's weight on its past, per step
-# Adam's moment decays: torch's default. A shorter second moment (0.99, which follows a burst of
-# large gradients within ~100 steps instead of ~1000) kept foreman's -q 5 fit from collapsing,
-# but cost +2.0 % BD-rate on three train clips at `medium` (0/3 better); the guard below prevents
-# the collapse for nothing: benchmarks/results/fit-stability/.
-ADAM_BETAS = (0.9, 0.999)
-# The divergence guard: every GUARD_EVERY steps, at the last step of the stable phase (where
-# ladder rungs branch off) and at the last step, the fit reads back the mean MSE of the batches
-# since the last check (the loop's one host read) and compares it with the previous window at
-# the same rate weight. Within GUARD_KEEP_DB, the window vouches for the state of the previous
-# check, which is kept; more than GUARD_DB worse, the fit returns to the kept state and goes on
-# at half the step size. A fit that never diverges runs as without it. Windows of a healthy fit
-# differ by ~1 dB at the peak step size, and a new rate weight moves them ~1 dB per window
-# (a rung branching off the shared phase); the collapses seen jumped 5-10 dB in one window.
-GUARD_EVERY = 50
-GUARD_KEEP_DB = 1.0
-GUARD_DB = 3.0
-
-
-@dataclass
-class FitSettings:
-    steps: int = 300
-    lr: float = 2e-2  # peak Adam step of the residuals (README "Choices measured")
-    rate_lr: float = 2e-2  # peak Adam step of log steps and log scales
-    batch: int = 8
-    distortion: str = DEFAULT_TUNE  # one of DISTORTIONS
-    l1_weight: float = 0.7  # of the "ssim" distortion
-    lam: float = 0.3  # bits are weighed as lam * bits per pixel of the GOP
-    decay_fraction: float = 0.4  # the last part of the schedule, where the step size decays
-    target_bpp: float | None = None  # --bpp: the encoder searches lam for this rate (encoder.fit_to_rate)
-    budget_floor: bool = False  # lam is a -q rung's: raised to codec.ladder.lam_floor of the fit's budget
-    seed: int = 0
-    compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
-    lr_scales: dict[str, float] | None = None  # Meta-SGD: per-tensor multipliers of every Adam update
-
-
-@dataclass
-class FitState:
-    """Everything a fit carries between steps (copy it with :func:`branch`)."""
-
-    resid: Tensor  # every decode tensor's residual in one flat leaf (``rate.unflatten`` views)
-    rate: RateModel
-    opt: torch.optim.Optimizer
-    gen: torch.Generator  # batch indices, on the fit's device
-    noise: torch.Generator  # the rate's uniform noise (re-seeded every step), on the fit's device
-    lam: float = 0.3
-    step: int = 0
-    lr_scale: Tensor | None = None  # per element, from FitSettings.lr_scales (None: plain Adam)
-    mse_mean: Tensor | None = None  # the PSNR term's running mean of the batch MSE (--tune psnr, balanced)
-    watch: Tensor | None = None  # the guard's sum of the batch MSE since its last check (every tune)
-    watched: int = 0  # batches in ``watch``
-    lr_mult: float = 1.0  # halved by each rollback of the divergence guard
-    rollbacks: int = 0  # how often the guard rolled the fit back
-    guard_last: float | None = None  # the previous check's window mean MSE, at rate weight guard_lam
-    guard_lam: float | None = None
-    kept: dict | None = None  # the guard's copy of a state a good check has vouched for (GUARD_EVERY)
-    pending: dict | None = None  # the state at the last good check, kept once the next check is good
-
-    def distortion(self, pred: Tensor, target: Tensor, s: FitSettings) -> Tensor:
-        """The fit's distortion term of one batch (``FitSettings.distortion``)."""
-        share = MSE_SHARE[s.distortion]
-        l1_ssim = (reconstruction_loss(pred, target, s.l1_weight, fused=True, compiled=s.compile)
-                   if share < 1.0 else None)
-        mse = (pred - target).square().mean() if share > 0.0 else (pred.detach() - target).square().mean()
-        now = mse.detach().clamp_min(1e-12)
-        self.watch = now.clone() if self.watch is None else self.watch.add_(now)
-        self.watched += 1
-        if share == 0.0:
-            return l1_ssim
-        self.mse_mean = now if self.mse_mean is None else self.mse_mean.mul(MSE_MEAN_DECAY).add_(
-            now, alpha=1.0 - MSE_MEAN_DECAY)
-        term = MSE_PRICE * mse / self.mse_mean
-        return term if l1_ssim is None else share * term + (1.0 - share) * l1_ssim
-
-    def _snapshot(self) -> dict:
-        return {"resid": self.resid.detach().clone(), "rate": copy.deepcopy(self.rate.state_dict()),
-                "opt": copy.deepcopy(self.opt.state_dict()),
-                "mse_mean": None if self.mse_mean is None else self.mse_mean.clone()}
-
-    def guard(self) -> bool:
-        """The divergence check (:func:`guard_step`): keep a copy of a good state, or return
-        to it when the batches' MSE diverged. True when it rolled back."""
-        if self.watch is None or self.watched == 0:
-            return False
-        now = float(self.watch) / self.watched  # the loop's one host read, at a guard step
-        self.watch, self.watched = None, 0
-        if self.guard_lam != self.lam:  # a new rate weight (a rung's branch): this window mixes
-            self.guard_lam, self.guard_last, self.pending = self.lam, None, None  # two; start over
-            return False
-        if self.guard_last is None:
-            self.guard_last, self.pending = now, self._snapshot()
-            return False
-        diverged = not math.isfinite(now) or now > self.guard_last * 10 ** (GUARD_DB / 10)
-        if not diverged:
-            # The window measured the batches drawn from the state of the previous check on, not
-            # the one its last update made: that one waits for the next window.
-            if now <= self.guard_last * 10 ** (GUARD_KEEP_DB / 10):
-                self.kept, self.pending = self.pending or self.kept, self._snapshot()
-            else:
-                self.pending = None
-            self.guard_last = now
-            return False
-        if self.kept is None:
-            return False
-        self.pending = None
-        with torch.no_grad():
-            self.resid.copy_(self.kept["resid"])
-        self.rate.load_state_dict(self.kept["rate"])
-        self.opt.load_state_dict(copy.deepcopy(self.kept["opt"]))
-        self.mse_mean = None if self.kept["mse_mean"] is None else self.kept["mse_mean"].clone()
-        self.lr_mult *= 0.5
-        self.rollbacks += 1
-        return True
-
-    def residuals(self) -> dict[str, Tensor]:
-        return self.rate.unflatten(self.resid.detach())
 
 
 @dataclass
@@ -191,52 +56,18 @@ class CodedGop:
         return out
 
 
-def decay_start(s: FitSettings) -> int:
-    """First step of the decay phase (ladder rungs branch off here)."""
-    return int(round(s.steps * (1.0 - s.decay_fraction)))
-
-
-def guard_step(step: int, s: FitSettings) -> bool:
-    """Whether the divergence guard checks the fit once ``step`` steps are done: every
-    ``GUARD_EVERY``, at the branch point (a rung must not inherit a diverged shared phase) and
-    at the end (a fit never ends diverged). A function of the schedule alone, so a fit run in
-    pieces checks where the whole run does."""
-    return step % GUARD_EVERY == 0 or step == decay_start(s) or step == s.steps
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 def start_fit(model: NeRV, base: dict[str, Tensor] | None, s: FitSettings) -> FitState:
-    """Residuals start at the model's weights minus ``base`` (zero when fitting from an init)."""
+    """A fit of ``model``'s decode tensors; residuals start at its weights minus ``base`` (zero
+    when fitting from an init)."""
     params = dict(model.named_parameters())
-    names = decode_param_names(model)
-    dev = params[names[0]].device
-    resid = {}
-    for k in names:
-        w = params[k].detach()
-        resid[k] = w - base[k].to(dev) if base is not None else w
-    steps = {k: initial_step(base[k] if base is not None else None, params[k].detach()) for k in names}
-    if s.distortion not in DISTORTIONS:
-        raise ValueError(f"distortion {s.distortion!r} not in {DISTORTIONS}")
-    rate = RateModel(resid, steps)
-    flat = rate.flatten(resid).clone().requires_grad_(True)
-    fused = {"fused": True} if dev.type == "cuda" else {}
-    opt = torch.optim.Adam([{"params": [flat], "lr": s.lr},
-                            {"params": list(rate.parameters()), "lr": s.rate_lr}], betas=ADAM_BETAS, **fused)
-    scale = None
-    if s.lr_scales:
-        per_tensor = torch.tensor([float(s.lr_scales.get(k, 1.0)) for k in names], device=dev)
-        scale = per_tensor.index_select(0, rate.segment)
-    return FitState(flat, rate, opt, _generator(dev, s.seed), _generator(dev, s.seed * NOISE_SEED), lam=s.lam,
-                    lr_scale=scale, guard_lam=s.lam)
+    return new_fit({k: params[k] for k in decode_param_names(model)}, base, s)
 
 
 def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: FitState,
             s: FitSettings, until: int, pixels: int, progress: bool = True, desc: str = "fit",
             stats_every: int = STATS_EVERY, shown_pixels: int | None = None) -> FitState:
-    """Advance ``state`` to step ``until`` of an ``s.steps``-step cosine schedule.
+    """Advance ``state`` to step ``until`` of its ``s.steps``-step schedule on ``s.batch``
+    frames a step (all of them when ``s.batch`` is None or at least their number).
 
     ``frames`` is ``[n, 3, Hp, Wp]`` (padded) on the fit's device, ``pixels`` the unpadded
     pixel count of the GOP (the rate's denominator). Nothing inside a step waits for the
@@ -246,50 +77,38 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
     """
     n = frames.shape[0]
     dev = frames.device
-    rate = state.rate
-    base_flat = rate.flatten({k: base[k].to(dev) for k in rate.names}) if base is not None else None
-    lam = state.lam
-    warmup, decay_from = max(s.steps // 20, 1), decay_start(s)
-    bar = tqdm(range(state.step, until), desc=desc, disable=not progress or until <= state.step, leave=False, unit="step")
-    smooth = None
-    for step in bar:
-        f = wsd_lr(step, s.steps, 1.0, warmup=warmup, decay_from=decay_from)
-        state.opt.param_groups[0]["lr"] = s.lr * f * state.lr_mult
-        state.opt.param_groups[1]["lr"] = s.rate_lr * f * state.lr_mult
-        if n > s.batch:
+    last: dict[str, Tensor] = {}
+
+    def distortion(weights: dict[str, Tensor], step: int) -> Tensor:
+        if s.batch is not None and n > s.batch:
             idx = torch.randperm(n, generator=state.gen, device=dev)[: s.batch]
         else:
             idx = torch.arange(n, device=dev)
-        target = frames[idx]
-        # Seeded by step (a dedicated generator, not the global one): the same noise whatever
-        # came before, so a branched rung sees what a lone fit would.
-        state.noise.manual_seed(s.seed * NOISE_SEED + step)
-        noise = torch.rand(state.resid.shape, generator=state.noise, device=dev).sub_(0.5)
-        q, bits = rate.quantize_flat(state.resid, noise)
-        weights = rate.unflatten(base_flat + q if base_flat is not None else q)
-        pred = functional_call(model, weights, (frame_times(idx, n),))
-        dist = state.distortion(pred, target, s)
-        loss = dist + lam * bits / pixels
-        state.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if state.lr_scale is None:
-            state.opt.step()
-        else:  # Meta-SGD's learned per-tensor step sizes, on top of Adam's own scaling
-            with torch.no_grad():
-                prev = state.resid.detach().clone()
-                state.opt.step()
-                state.resid.sub_(prev).mul_(state.lr_scale).add_(prev)
-        if guard_step(step + 1, s) and state.guard() and progress:
+        last["target"] = target = frames[idx]
+        last["pred"] = pred = functional_call(model, weights, (frame_times(idx, n),))
+        return state.distortion(pred, target, s)
+
+    bar = tqdm(total=max(until - state.step, 0), desc=desc, disable=not progress or until <= state.step,
+               leave=False, unit="step")
+    smooth = None
+
+    def after_step(step: int, rolled_back: bool) -> None:
+        nonlocal smooth
+        if rolled_back and progress:
             tqdm.write(f"{desc}: the fit diverged by step {step + 1}; back to its last good state "
                        f"at half the step size")
         if progress and step % stats_every == 0:
-            p = float(psnr(pred.detach(), target))
+            p = float(psnr(last["pred"].detach(), last["target"]))
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
+            rate = state.rate
             coded = float(rate.coded_bits(rate.levels_flat(state.resid))) / (shown_pixels or pixels)  # the file's
             bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{coded:.3f}")
-    bar.close()
-    state.step = until
-    return state
+        bar.update()
+
+    try:
+        return fit_steps(state, s, until, distortion, pixels, base, after_step)
+    finally:
+        bar.close()
 
 
 def finish_fit(state: FitState) -> CodedGop:
@@ -354,15 +173,6 @@ def fit_gop(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, s: FitS
     state = start_fit(model, base, s)
     run_fit(model, frames, base, state, s, s.steps, pixels, progress, desc)
     return finish_fit(state)
-
-
-def branch(state: FitState) -> FitState:
-    """An independent copy of a fit (tensors, optimizer moments, generators) to continue apart."""
-    memo = {}
-    for g in (state.gen, state.noise):  # copied by state: a device generator need not deep-copy
-        memo[id(g)] = torch.Generator(device=g.device)
-        memo[id(g)].set_state(g.get_state())
-    return copy.deepcopy(state, memo)
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:

@@ -27,7 +27,6 @@ LADDER: dict[int, Rung] = {
     7: Rung(lam=0.13),
     8: Rung(lam=0.06),
 }
-DEFAULT_STEPS = 300  # the rd-v2 benchmark's --steps; the encoder's steps come from codec.presets
 QUALITY_LEVELS: list[int] = sorted(LADDER)
 DEFAULT_QUALITY = 5
 DEFAULT_GOP = 120
@@ -98,3 +97,11 @@ def rung_lam(quality: int, visits_per_frame: float, coded_share: float | None = 
     """The rate weight rung ``quality`` fits with at a budget of ``visits_per_frame`` (per coded
     pixel of a GOP coded at ``coded_share`` of the source; None: the ladder's own weights)."""
     return max(_weight(LADDER[quality].lam, coded_share), lam_floor(visits_per_frame, coded_share))
+
+
+def fitted_rung(quality: int, lam: float, coded_share: float) -> int | None:
+    """The rung whose weight a ``-q quality`` fit ended with (``lam``, per coded pixel at
+    ``coded_share``) when the budget's floor raised it; None when it kept its own."""
+    if lam <= rung_weight(LADDER[quality].lam, coded_share) * (1 + 1e-6):
+        return None
+    return next((q for q, r in LADDER.items() if abs(rung_weight(r.lam, coded_share) - lam) <= 1e-6 * lam), None)

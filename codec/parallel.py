@@ -1,24 +1,30 @@
 """GOPs fitted side by side: worker processes (``--jobs N``) and torch.distributed ranks
-(``--distributed`` under torchrun).
+(``--distributed`` under torchrun), and the one wire format a coded GOP travels in.
 
 GOPs are independent (each has its own network and seed, ``seed + gop index``), so the work
-splits by GOP and the file is the same bytes however it was split. Everything that crosses a
-process boundary on the way back is plain data: numpy arrays, bytes and numbers from worker
-processes, uint8 tensors of serialized bytes between ranks (no ``gather_object``, no pickle).
+splits by GOP and the file is the same bytes however it was split. A coded GOP comes back from
+a worker process or another rank as the same bytes (:func:`pack_gop`, :func:`unpack_gop`): its
+index and frame count, then per rung the fields of a ``codec.gopcode.CodedRung``. Between ranks
+they travel as uint8 tensors (no ``gather_object``, no pickle).
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import numpy as np
 import torch
 
+from codec.gopcode import CodedRung, code_gop
+from codec.plan import GopPlan
 from nervcore.errors import NervcError
+from nervcore.video_io import VideoSource
 
 DIST_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -150,3 +156,109 @@ def start_distributed() -> tuple[RankLink, Callable[[], None]]:
 
     return RankLink(group), stop
 
+
+# ---------------------------------------------------------------- coded GOPs
+
+# A coded GOP on the wire: its index and frame count, then per rung the fields of a CodedRung,
+# its section and its MSEs (the one format of worker processes and ranks alike).
+_GOP_HEAD = struct.Struct("<qqI")
+_RUNG_HEAD = struct.Struct("<iQQddQI")
+
+
+def pack_gop(gi: int, n: int, rungs: dict[int, CodedRung]) -> bytes:
+    parts = [_GOP_HEAD.pack(gi, n, len(rungs))]
+    for q, r in rungs.items():
+        mse = np.ascontiguousarray(r.mse, dtype="<f8")
+        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size, r.rollbacks), r.section,
+                  mse.tobytes()]
+    return b"".join(parts)
+
+
+def unpack_gop(data: bytes, gi: int, n: int, qualities: list[int], sender: str) -> dict[int, CodedRung]:
+    """The rungs of GOP ``gi`` (``n`` frames) that ``sender`` (a rank, a worker) sent, in the
+    order of ``qualities``; anything else is a NervcError."""
+    def bad(why: str) -> NervcError:
+        return NervcError(f"{sender} sent a malformed GOP {gi} ({why})")
+
+    if len(data) < _GOP_HEAD.size:
+        raise bad("short")
+    got_gi, got_n, count = _GOP_HEAD.unpack_from(data)
+    if (got_gi, got_n, count) != (gi, n, len(qualities)):
+        raise bad(f"GOP {got_gi} of {got_n} frames with {count} rungs")
+    pos, out = _GOP_HEAD.size, {}
+    for _ in range(count):
+        if pos + _RUNG_HEAD.size > len(data):
+            raise bad("short")
+        q, length, words, bits, lam, frames, rollbacks = _RUNG_HEAD.unpack_from(data, pos)
+        pos += _RUNG_HEAD.size
+        if q not in qualities or q in out or frames != n or pos + length + 8 * frames > len(data):
+            raise bad("inconsistent rung")
+        section = data[pos:pos + length]
+        mse = np.frombuffer(data, "<f8", frames, pos + length).astype(np.float64)
+        pos += length + 8 * frames
+        out[q] = CodedRung(section, words, bits, lam, mse, rollbacks)
+    if pos != len(data):
+        raise bad("trailing bytes")
+    return {q: out[q] for q in qualities}
+
+
+# Worker processes (--jobs): the plan arrives once, per GOP only its frames go out and only its
+# packed bytes come back.
+_WORKER_PLAN: GopPlan | None = None
+
+
+def _worker_start(plan: GopPlan) -> None:
+    global _WORKER_PLAN
+    _WORKER_PLAN = plan
+
+
+def _worker_code_gop(chunk: np.ndarray, gi: int, first: int) -> bytes:
+    return pack_gop(gi, len(chunk), code_gop(chunk, gi, first, _WORKER_PLAN))
+
+
+def coded_gops(src: VideoSource, gop_frames: int, plan: GopPlan, jobs: int, rank: int, world: int,
+               num_gops: int | None, progress: bool) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
+    """``(gop index, frames, rungs)`` of the GOPs this rank owns (``index % world == rank``),
+    in order, fitted here or by ``jobs`` worker processes; only the frames of the GOPs being
+    fitted are in memory."""
+    def mine():
+        for gi, chunk in enumerate(src.chunks(gop_frames)):
+            if gi % world == rank:
+                yield gi, chunk
+
+    if jobs == 1:
+        for gi, chunk in mine():
+            label = "" if num_gops == 1 else f" GOP {gi + 1}" + (f"/{num_gops}" if num_gops else "")
+            yield gi, len(chunk), code_gop(chunk, gi, gi * gop_frames, plan, progress=progress, label=label)
+        return
+    items = (((gi, len(chunk)), (chunk, gi, gi * gop_frames)) for gi, chunk in mine())
+    for (gi, n), data in in_order_pool(items, jobs, _worker_code_gop, _worker_start, (plan,)):
+        yield gi, n, unpack_gop(data, gi, n, list(plan.lams), "a --jobs worker")
+
+
+def send_gops(own: Iterator[tuple[int, int, dict[int, CodedRung]]], link: RankLink) -> None:
+    """A rank other than 0: fit this rank's GOPs and send each to rank 0, or the error."""
+    try:
+        for gi, n, rungs in own:
+            link.send(pack_gop(gi, n, rungs))
+    except Exception as e:
+        try:
+            link.send_error(str(e) or type(e).__name__)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+
+
+def gather_gops(own, link: RankLink | None, num_gops: int | None, gop_frames: int,
+                num_frames: int | None, qualities: list[int]) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
+    """Rank 0: every GOP in order, its own ones fitted here, the others received."""
+    if link is None or link.world == 1:
+        yield from own
+        return
+    for gi in range(num_gops):
+        src = gi % link.world
+        if src == 0:
+            yield next(own)
+        else:
+            n = min(gop_frames, num_frames - gi * gop_frames)
+            yield gi, n, unpack_gop(link.recv(src), gi, n, qualities, f"rank {src}")

@@ -56,7 +56,6 @@ MIN_STEPS = 10  # a GOP so small that its budget buys fewer steps still gets the
 MIN_STEPS_SECONDS = 2.0  # as they cost at most this (a lone 1080p frame keeps its budget)
 DEFAULT_PRESET = "medium"
 TOP_QUALITY = max(QUALITY_LEVELS)
-TARGET_S_PER_MP = 10.0  # what ``medium`` must cost at most, everything included
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class PresetSchedule:
         return self.predicted_seconds / self.megapixels
 
     def overrides(self) -> dict[str, Any]:
-        """The ``codec.finetune.FitSettings`` fields this schedule sets."""
+        """The ``metanerv.fit.FitSettings`` fields this schedule sets."""
         return {"steps": self.steps, "batch": self.batch, "lr": self.lr}
 
     def to_dict(self) -> dict[str, Any]:

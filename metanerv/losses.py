@@ -1,7 +1,7 @@
 """Reconstruction losses shared by fine-tuning and meta-training.
 
 ``reconstruction_loss`` is meta-training's default objective (0.7 L1 + 0.3 (1 - SSIM)) and half
-of the encoder's default one (``codec.finetune.MSE_SHARE``); ``task_distortion`` is what a
+of the encoder's default one (``metanerv.fit.MSE_SHARE``); ``task_distortion`` is what a
 meta-training task fits (``nervc meta-train --loss``: that loss, or the encoder's balanced mix);
 ``multiscale_loss`` is spatial guidance: every block's RGB output is compared with the target
 average-pooled to that block's size.

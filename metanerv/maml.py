@@ -27,8 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from metanerv.rate import RateModel, initial_step
-from metanerv.schedule import wsd_lr
+from metanerv.fit import FitSettings, fit_steps, new_fit
 
 Params = dict[str, Tensor]
 LossFn = Callable[[Params, int], Tensor]  # (params, inner step) -> loss; the step picks a batch
@@ -129,52 +128,35 @@ def reptile_grad(task_params: Mapping[str, Tensor], adapted: Mapping[str, Tensor
 def coded_adapt(loss_fn: LossFn, start: Mapping[str, Tensor], names: Iterable[str], steps: int,
                 lr: float, lam: float, pixels: int, rate_lr: float | None = None,
                 lr_scales: Mapping[str, float] | None = None, seed: int = 0,
-                betas: tuple[float, float] = (0.9, 0.999), decay_fraction: float = 0.4) -> Params:
+                decay_fraction: float = 0.4) -> Params:
     """The encoder's rate-distortion fit from ``start`` (detached); returns ``step * round(r / step)``
     of every tensor of ``names``: what the file would add to ``start``.
 
-    As ``codec.finetune`` fits a GOP: the residuals ``r`` start at zero with steps of
+    It is the encoder's fit (:mod:`metanerv.fit`, which ``codec.finetune`` runs on a GOP), with
+    ``loss_fn`` as the distortion: the residuals ``r`` start at zero with steps of
     :func:`metanerv.rate.initial_step` of ``start``; every step adds the quantized residuals to
     ``start``, prices them with uniform-noise bits and minimises ``loss_fn + lam * bits / pixels``
-    with Adam (``lr`` for the residuals, ``rate_lr`` for the log steps and scales); ``lr_scales``
-    multiplies each tensor's Adam update (the init's Meta-SGD step sizes, as the encoder uses
-    them). The step size follows the encoder's schedule (``wsd_lr``: its last ``decay_fraction``
-    a cosine to zero): at a constant one, the residuals the rate holds at zero jitter by about a
-    step size around it and end on non-zero levels that buy no picture.
+    with Adam (``lr`` for the residuals, ``rate_lr`` for the log steps and scales, default the
+    encoder's ``FitSettings.rate_lr``), the encoder's schedule (``wsd_lr``: its last
+    ``decay_fraction`` a cosine to zero), rate noise and divergence guard (on ``loss_fn``'s
+    value); ``lr_scales`` multiplies each tensor's Adam update (the init's Meta-SGD step sizes,
+    as the encoder uses them).
     """
     names = list(names)
     base = {k: v.detach() for k, v in start.items()}
-    resid = {k: torch.zeros_like(base[k]) for k in names}
-    rate = RateModel(resid, {k: initial_step(base[k], resid[k]) for k in names})
-    flat = rate.flatten(resid).requires_grad_(True)
-    opt = torch.optim.Adam([{"params": [flat], "lr": lr},
-                            {"params": list(rate.parameters()), "lr": rate_lr or lr}], betas=betas)
-    scale = None
-    if lr_scales:
-        per_tensor = torch.tensor([float(lr_scales.get(k, 1.0)) for k in names], device=flat.device)
-        scale = per_tensor.index_select(0, rate.segment)
-    gen = torch.Generator(device=flat.device).manual_seed(seed)
-    decay_from = int(round(steps * (1.0 - decay_fraction)))
-    for k in range(steps):
-        f = wsd_lr(k, steps, 1.0, warmup=max(steps // 20, 1), decay_from=decay_from)
-        opt.param_groups[0]["lr"] = lr * f
-        opt.param_groups[1]["lr"] = (rate_lr or lr) * f
-        noise = torch.rand(flat.shape, generator=gen, device=flat.device, dtype=flat.dtype).sub_(0.5)
-        q, bits = rate.quantize_flat(flat, noise)
-        deltas = rate.unflatten(q)
-        params = {n: base[n] + deltas[n] if n in deltas else base[n] for n in base}
-        loss = loss_fn(params, k) + lam * bits / pixels
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if scale is None:
-            opt.step()
-        else:
-            with torch.no_grad():
-                prev = flat.detach().clone()
-                opt.step()
-                flat.sub_(prev).mul_(scale).add_(prev)
+    fitted = {k: base[k] for k in names}
+    s = FitSettings(steps=steps, lr=lr, batch=None, lam=lam, seed=seed, lr_scales=lr_scales,
+                    decay_fraction=decay_fraction, **({} if rate_lr is None else {"rate_lr": rate_lr}))
+    state = new_fit(fitted, fitted, s)
+
+    def distortion(weights: Params, k: int) -> Tensor:
+        loss = loss_fn({n: weights.get(n, v) for n, v in base.items()}, k)
+        state.observe(loss)
+        return loss
+
+    fit_steps(state, s, steps, distortion, pixels, fitted)
     with torch.no_grad():
-        return {k: v.detach().clone() for k, v in rate.unflatten(rate.quantize_flat(flat)[0]).items()}
+        return {k: v.detach().clone() for k, v in state.rate.unflatten(state.rate.quantize_flat(state.resid)[0]).items()}
 
 
 def clip_grad_norm_(tensors: Iterable[Tensor], max_norm: float) -> float:

@@ -6,8 +6,9 @@ temporal one (MetaNeRV's progressive strategy). ``progress`` is the fraction of 
 budget spent (steps or minutes, whichever is further along), so the schedule works for either
 kind of budget and survives a resume.
 
-``wsd_lr`` is the step-size schedule of a fit (warmup, stable, cosine decay): the encoder's
-(``codec.finetune``) and that of meta-training's coded inner loop (``metanerv.maml.coded_adapt``).
+``wsd_lr`` is the step-size schedule of the rate-distortion fit (warmup, stable, cosine decay),
+read by :mod:`metanerv.fit` alone: the encoder's GOP fit (``codec.finetune``) and meta-training's
+coded inner loop (``metanerv.maml.coded_adapt``) both run that fit.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks import adaptation
-from codec.encoder import rgb_psnr
+from codec.metrics import rgb_psnr
 from codec.finetune import FitSettings, fit_gop
 from metanerv.init_file import save_init
 from metanerv.model import build_model, frame_times, grid_size_for, pad_to_stride

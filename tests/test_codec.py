@@ -114,7 +114,7 @@ def test_ladder_orders_rates(tmp_path, bus):
 
 def test_a_short_ladder_fits_each_rung_as_encode_does(tmp_path, bus):
     """Below MIN_SHARED_DECAY_STEPS of decay a ladder's rungs are the bytes of single encodes."""
-    from codec.encoder import MIN_SHARED_DECAY_STEPS
+    from codec.gopfit import MIN_SHARED_DECAY_STEPS
     steps = 12
     assert steps * 0.4 < MIN_SHARED_DECAY_STEPS
     res = codec.encode_ladder(bus, {2: tmp_path / "l2.nerv", 6: tmp_path / "l6.nerv"}, steps=steps, progress=False)
@@ -127,7 +127,7 @@ def test_a_short_ladder_fits_each_rung_as_encode_does(tmp_path, bus):
 def test_a_long_ladder_shares_the_stable_phase(tmp_path, bus, monkeypatch):
     """At or above the threshold the rungs branch off one fit: a low rung then differs from its
     single encode (it started its decay from the lowest lam's stable state)."""
-    import codec.encoder as enc
+    import codec.gopfit as enc
     monkeypatch.setattr(enc, "MIN_SHARED_DECAY_STEPS", 4)
     codec.encode_ladder(bus, {2: tmp_path / "l2.nerv", 6: tmp_path / "l6.nerv"}, steps=12, progress=False)
     codec.encode(bus, tmp_path / "s2.nerv", quality=2, steps=12, progress=False)

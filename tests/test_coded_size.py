@@ -10,7 +10,7 @@ import pytest
 from bitstreams import BitstreamReader, refdecoder
 from codec import decode, encode
 from codec.cli import main
-from codec.encoder import frame_mse, psnr_of_mse
+from codec.metrics import frame_mse, psnr_of_mse
 from codec.encoder import encode_ladder
 from codec.ladder import QUALITY_LEVELS
 from codec.presets import (AUTO_MAX_SCALE, AUTO_MIN_SIDE, AUTO_VISITS, PRESET_NAMES, auto_coded_size, auto_visits,
@@ -169,7 +169,7 @@ def test_prefilter_is_the_coded_frame_whose_resize_is_closest_to_the_source(src,
 def test_the_encoder_fits_halfway_between_the_area_average_and_the_prefilter(monkeypatch):
     import torch
 
-    import codec.encoder as enc
+    import codec.gopfit as enc
     from metanerv.model import downscale_frames, prefilter_frames
     x = torch.rand(2, 3, 36, 44, generator=torch.Generator().manual_seed(2))
     area, pre = downscale_frames(x, 18, 22), prefilter_frames(x, 18, 22)

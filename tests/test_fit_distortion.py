@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from codec import finetune
+from metanerv import fit
 from codec.cli import main as cli_main
-from codec.encoder import encode_ladder, rgb_psnr
+from codec.encoder import encode_ladder
+from codec.metrics import rgb_psnr
 from codec.decoder import decode
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.model import build_model, grid_size_for, init_state_for
@@ -23,7 +25,7 @@ def _state(tune: str):
     init = load_init(DEFAULT_INIT)
     ghw = grid_size_for(16, 16, init.config)
     model = build_model(init.config, ghw, init.state)
-    s = finetune.FitSettings(steps=4, distortion=tune)
+    s = finetune.FitSettings(steps=4, lr=2e-2, batch=8, distortion=tune)
     return finetune.start_fit(model, init_state_for(init.state, ghw), s), s
 
 
@@ -35,16 +37,16 @@ def test_psnr_distortion_is_the_gradient_of_a_log_mse():
     target = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=g)
     pred = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=g, requires_grad=True)
     d = state.distortion(pred, target, s)
-    assert d.item() == pytest.approx(finetune.MSE_PRICE)
+    assert d.item() == pytest.approx(fit.MSE_PRICE)
     got, = torch.autograd.grad(d, pred)
-    want, = torch.autograd.grad(finetune.MSE_PRICE * torch.log((pred - target).square().mean()), pred)
+    want, = torch.autograd.grad(fit.MSE_PRICE * torch.log((pred - target).square().mean()), pred)
     assert torch.allclose(got, want)
     first = (pred - target).square().mean().item()
     closer = (target + 0.1 * (pred.detach() - target)).requires_grad_(True)  # 1 % of the MSE
     d2 = state.distortion(closer, target, s)
-    mean = finetune.MSE_MEAN_DECAY * first + (1 - finetune.MSE_MEAN_DECAY) * 0.01 * first
+    mean = fit.MSE_MEAN_DECAY * first + (1 - fit.MSE_MEAN_DECAY) * 0.01 * first
     assert state.mse_mean.item() == pytest.approx(mean)
-    assert d2.item() == pytest.approx(finetune.MSE_PRICE * 0.01 * first / mean)
+    assert d2.item() == pytest.approx(fit.MSE_PRICE * 0.01 * first / mean)
     assert not state.mse_mean.requires_grad
 
 
@@ -63,9 +65,9 @@ def test_balanced_distortion_is_half_of_each():
     for tune in ("balanced", "psnr", "ssim"):
         state, s = _state(tune)
         got[tune] = state.distortion(x, y, s).item()
-    assert finetune.DEFAULT_TUNE == "balanced" and finetune.MSE_SHARE["balanced"] == 0.5
+    assert finetune.DEFAULT_TUNE == "balanced" and fit.MSE_SHARE["balanced"] == 0.5
     assert got["balanced"] == pytest.approx(0.5 * got["psnr"] + 0.5 * got["ssim"], rel=1e-5)
-    assert got["psnr"] == pytest.approx(finetune.MSE_PRICE)  # first step: the batch is the mean
+    assert got["psnr"] == pytest.approx(fit.MSE_PRICE)  # first step: the batch is the mean
 
 
 def test_unknown_distortion_is_refused():
@@ -112,7 +114,7 @@ def test_cli_refuses_an_unknown_tune(tmp_path, capsys):
         from codec.cli import encode_main
         encode_main(["in.mp4", str(tmp_path / "o.nerv"), "--tune", "vmaf"])
     assert not (tmp_path / "o.nerv").exists()
-    assert math.isfinite(finetune.MSE_PRICE)
+    assert math.isfinite(fit.MSE_PRICE)
 
 
 def test_encoder_api_refuses_an_unknown_tune(tmp_path):

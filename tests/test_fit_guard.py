@@ -1,4 +1,4 @@
-"""The fit's divergence guard (codec.finetune.GUARD_EVERY) and Adam's moment decay: a fit that
+"""The fit's divergence guard (metanerv.fit.GUARD_EVERY) and Adam's moment decay: a fit that
 diverges returns to its last good state at half the step size; one that does not, runs as if
 there were no guard."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from codec import finetune as ft
+from codec import finetune as gop
+from metanerv import fit as ft
 from metanerv.init_file import DEFAULT_INIT, load_init
 from metanerv.model import build_model, frame_times, grid_size_for, init_state_for
 from torch.func import functional_call
@@ -32,8 +33,8 @@ def problem():
 def _run(problem, s, until, state=None):
     init, ghw, base, frames = problem
     model = build_model(init.config, ghw, init.state)
-    state = state or ft.start_fit(model, base, s)
-    ft.run_fit(model, frames, base, state, s, until, PIXELS, progress=False)
+    state = state or gop.start_fit(model, base, s)
+    gop.run_fit(model, frames, base, state, s, until, PIXELS, progress=False)
     return model, state
 
 
@@ -49,7 +50,7 @@ def _gop_mse(problem, model, state) -> float:
 
 def test_the_fit_uses_the_measured_adam_betas(problem, monkeypatch):
     monkeypatch.setattr(ft, "ADAM_BETAS", (0.8, 0.95))
-    _, state = _run(problem, ft.FitSettings(steps=2, batch=2), 1)
+    _, state = _run(problem, ft.FitSettings(steps=2, lr=2e-2, batch=2), 1)
     assert all(g["betas"] == (0.8, 0.95) for g in state.opt.param_groups)
 
 
@@ -59,7 +60,7 @@ def _window(state: ft.FitState, mse: float) -> None:
 
 
 def test_guard_keeps_a_vouched_state_and_returns_to_it_when_the_fit_diverges(problem):
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64, distortion="ssim"), 4)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64, distortion="ssim"), 4)
     assert state.watched == 4 and state.mse_mean is None  # watched for every tune, even where the loss ignores it
     first = float(state.watch) / 4
     s0 = state.resid.detach().clone()
@@ -91,7 +92,7 @@ def test_guard_keeps_a_vouched_state_and_returns_to_it_when_the_fit_diverges(pro
 def test_a_slow_drift_is_not_a_divergence(problem):
     """Windows are compared with the previous one: a fit whose error rises ~1 dB per window (a
     rung's rate weight squeezing its bits) is never rolled back."""
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 2)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64), 2)
     mse = 0.01
     for _ in range(10):
         _window(state, mse)
@@ -101,7 +102,7 @@ def test_a_slow_drift_is_not_a_divergence(problem):
 
 
 def test_a_new_rate_weight_starts_over(problem):
-    _, state = _run(problem, ft.FitSettings(steps=20, batch=2, lam=0.64), 4)
+    _, state = _run(problem, ft.FitSettings(steps=20, lr=2e-2, batch=2, lam=0.64), 4)
     for _ in range(2):  # a baseline and a vouched-for state to return to
         _window(state, 0.01)
         state.guard()
@@ -119,7 +120,7 @@ def test_a_diverging_fit_ends_better_with_the_guard(problem, one_thread, monkeyp
     """30 good steps, then a step size 100x or 500x the preset's blows the fit up; with checks
     every 5 steps the guard rolls it back and halves the step until it holds."""
     monkeypatch.setattr(ft, "GUARD_EVERY", 5)
-    s = ft.FitSettings(steps=60, batch=2, lam=0.64)
+    s = ft.FitSettings(steps=60, lr=2e-2, batch=2, lam=0.64)
     wild = replace(s, lr=lr, rate_lr=lr)
 
     def fit():
@@ -135,7 +136,7 @@ def test_a_diverging_fit_ends_better_with_the_guard(problem, one_thread, monkeyp
 
 def test_a_fit_that_holds_runs_as_without_the_guard(problem, one_thread, monkeypatch):
     monkeypatch.setattr(ft, "GUARD_EVERY", 3)
-    s = ft.FitSettings(steps=12, batch=2, lam=0.64, seed=5)
+    s = ft.FitSettings(steps=12, lr=2e-2, batch=2, lam=0.64, seed=5)
     _, watched = _run(problem, s, 12)
     monkeypatch.setattr(ft, "GUARD_DB", math.inf)  # checks that can never roll back
     _, plain = _run(problem, s, 12)
@@ -145,7 +146,7 @@ def test_a_fit_that_holds_runs_as_without_the_guard(problem, one_thread, monkeyp
 
 
 def test_guard_steps_follow_the_schedule():
-    s = ft.FitSettings(steps=120)  # decay from step 72
+    s = ft.FitSettings(steps=120, lr=2e-2, batch=8)  # decay from step 72
     assert [k for k in range(1, 121) if ft.guard_step(k, s)] == [50, 72, 100, 120]
 
 
@@ -156,7 +157,7 @@ def test_a_fit_diverging_just_before_a_branch_or_the_end_is_caught(problem, one_
     19.5 dB in the last 9 shared steps, 14.6 dB at the end). The branch point and the last step
     are checked whatever GUARD_EVERY says."""
     monkeypatch.setattr(ft, "GUARD_EVERY", 10)
-    s = ft.FitSettings(steps=60, batch=2, lam=0.64)  # decay from 36
+    s = ft.FitSettings(steps=60, lr=2e-2, batch=2, lam=0.64)  # decay from 36
     last = ft.decay_start(s) if where == "branch" else s.steps
     stop = (last - 1) // 10 * 10  # the last regular check before it
     model, state = _run(problem, s, stop)
@@ -172,8 +173,8 @@ def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
     monkeypatch.setattr(ft, "GUARD_EVERY", 4)
     init, ghw, base, frames = problem
     model = build_model(init.config, ghw, init.state)
-    s = ft.FitSettings(steps=12, batch=2, lam=0.64)
-    state = ft.start_fit(model, base, s)
+    s = ft.FitSettings(steps=12, lr=2e-2, batch=2, lam=0.64)
+    state = gop.start_fit(model, base, s)
     reads = []
     with monkeypatch.context() as m:
         for name in ("__float__", "item", "tolist", "__bool__", "__int__"):
@@ -183,7 +184,7 @@ def test_the_guard_reads_one_number_per_check(problem, one_thread, monkeypatch):
                     reads.append(_name)
                 return _orig(self, *a, **k)
             m.setattr(torch.Tensor, name, read)
-        ft.run_fit(model, frames, base, state, s, 12, PIXELS, progress=False)
+        gop.run_fit(model, frames, base, state, s, 12, PIXELS, progress=False)
     assert reads == ["__float__"] * 4  # steps 4, 7 (the branch point), 8, 12
 
 

@@ -1,21 +1,32 @@
 """The encoder's fit loop (issue 12): the fused loss, the flat rate model and the sync-free loop
-give what the loop of commit 4b943a8 (frozen in benchmarks/fit_4b943a8.py) gave, faster."""
+give what the loop of commit 4b943a8 (imported from a worktree of it: benchmarks/baseline.py)
+gave, faster."""
 from __future__ import annotations
 
-import inspect
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks import fit_4b943a8 as old
+from benchmarks import baseline
 from codec import finetune as new
-from codec.decoder import pick_device
+from codec.devices import pick_device
 from metanerv.rate import RateModel
 from metanerv.losses import reconstruction_loss
 from metanerv.model import build_model, grid_size_for, init_state_for
 from metanerv.init_file import DEFAULT_INIT, load_init
+
+
+@pytest.fixture(scope="module")
+def old():
+    """``codec.finetune`` of commit 4b943a8 (its ``codec.rate`` as ``old.rate``)."""
+    try:
+        finetune, rate = baseline.load("codec.finetune", "codec.rate")
+    except baseline.BaselineError as e:
+        pytest.skip(f"no worktree of {baseline.BASELINE_REF}: {e}")
+    finetune.rate = rate
+    return finetune
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 20, 24), (1, 3, 9, 7)], ids=["window11", "window7"])
@@ -48,7 +59,7 @@ def _residuals(seed=0):
     return {k: (torch.randn(s, generator=g) * 0.05).requires_grad_(True) for k, s in shapes.items()}
 
 
-def test_flat_rate_model_is_the_per_tensor_one():
+def test_flat_rate_model_is_the_per_tensor_one(old):
     r_old, r_new = _residuals(), _residuals()
     steps = {k: 0.003 * (i + 1) for i, k in enumerate(r_old)}
     m_old, m_new = old.RateModel(r_old, steps), RateModel(r_new, steps)
@@ -62,8 +73,8 @@ def test_flat_rate_model_is_the_per_tensor_one():
     (b_new + sum(q.sum() for q in q_new.values())).backward()
     for i, k in enumerate(r_old):
         assert torch.allclose(r_new[k].grad, r_old[k].grad, rtol=1e-5, atol=1e-7)
-        assert m_new.log_step.grad[i].item() == pytest.approx(m_old.log_step[old._key(k)].grad.item(), rel=1e-4)
-        assert m_new.log_scale.grad[i].item() == pytest.approx(m_old.log_scale[old._key(k)].grad.item(), rel=1e-4)
+        assert m_new.log_step.grad[i].item() == pytest.approx(m_old.log_step[old.rate._key(k)].grad.item(), rel=1e-4)
+        assert m_new.log_scale.grad[i].item() == pytest.approx(m_old.log_scale[old.rate._key(k)].grad.item(), rel=1e-4)
     assert m_new.bits(r_new, noise=False).item() == pytest.approx(m_old.bits(r_old, noise=False).item(), rel=1e-6)
 
 
@@ -84,11 +95,11 @@ def _fit(impl, problem, s, until, **kw):
     return model, state
 
 
-def test_new_loop_follows_the_loop_of_4b943a8(problem, one_thread):
+def test_new_loop_follows_the_loop_of_4b943a8(old, problem, one_thread):
     """Same batches, same rate noise: only float rounding differs, so after 12 steps (3
     rounding flips at most per thousand levels) every level is within one step of the old.
     (The old loop's --bpp dual ascent is gone: --bpp is a search, encoder.fit_to_rate.)"""
-    s = new.FitSettings(steps=20, lam=0.64, seed=3, distortion="ssim")
+    s = new.FitSettings(steps=20, lr=2e-2, batch=8, lam=0.64, seed=3, distortion="ssim")
     c_old = old.finish_fit(_fit(old, problem, s, 12)[1])
     st_new = _fit(new, problem, s, 12)[1]
     c_new = new.finish_fit(st_new)
@@ -107,7 +118,7 @@ def _same(a: new.FitState, b: new.FitState) -> bool:
 
 @pytest.mark.parametrize("tune", new.DISTORTIONS)
 def test_progress_statistics_do_not_change_the_fit(problem, one_thread, tune):
-    s = new.FitSettings(steps=8, lam=0.64, seed=1, distortion=tune)
+    s = new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=1, distortion=tune)
     init, ghw, base, frames = problem
     quiet = _fit(new, problem, s, 6)[1]
     model = build_model(init.config, ghw, init.state)
@@ -120,7 +131,7 @@ def test_progress_statistics_do_not_change_the_fit(problem, one_thread, tune):
 def test_split_runs_branches_and_seeds(problem, one_thread, tune):
     """A fit run in pieces, or branched, is the one run whole (the "psnr" distortion's running
     mean of the MSE travels in the state, and a branch copies it)."""
-    s = new.FitSettings(steps=8, lam=0.64, seed=2, distortion=tune)
+    s = new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=2, distortion=tune)
     init, ghw, base, frames = problem
     one = _fit(new, problem, s, 6)[1]
     model = build_model(init.config, ghw, init.state)
@@ -132,7 +143,7 @@ def test_split_runs_branches_and_seeds(problem, one_thread, tune):
     new.run_fit(model, frames, base, two, s, 6, 12 * 48 * 64, progress=False)
     assert _same(one, two) and _same(one, fork)  # same batches and noise from step 3 on
     assert _same(one, _fit(new, problem, s, 6)[1])  # deterministic per seed
-    other = _fit(new, problem, new.FitSettings(steps=8, lam=0.64, seed=3, distortion=tune), 6)[1]
+    other = _fit(new, problem, new.FitSettings(steps=8, lr=2e-2, batch=8, lam=0.64, seed=3, distortion=tune), 6)[1]
     assert not torch.equal(one.resid, other.resid)
 
 
@@ -146,7 +157,7 @@ def test_loop_reads_nothing_back_from_the_device_per_step(problem, one_thread, m
     counts = []
     for steps in (2, 5):
         model = build_model(init.config, ghw, init.state)
-        s = new.FitSettings(steps=100, lam=0.64, distortion=tune)
+        s = new.FitSettings(steps=100, lr=2e-2, batch=8, lam=0.64, distortion=tune)
         state = new.start_fit(model, base, s)
         reads = []
         for name in ("__float__", "item", "tolist", "__bool__", "__int__"):
@@ -163,7 +174,7 @@ def test_loop_reads_nothing_back_from_the_device_per_step(problem, one_thread, m
 
 
 def test_fit_state_lives_on_the_frames_device(problem):
-    _, state = _fit(new, problem, new.FitSettings(steps=2), 1)
+    _, state = _fit(new, problem, new.FitSettings(steps=2, lr=2e-2, batch=8), 1)
     assert state.gen.device == state.noise.device == state.resid.device == torch.device("cpu")
     assert not state.opt.defaults.get("fused")  # fused Adam only on CUDA
     assert len(state.opt.param_groups[0]["params"]) == 1  # one flat residual, not a tensor each
@@ -171,14 +182,14 @@ def test_fit_state_lives_on_the_frames_device(problem):
 
 def test_encode_runs_on_the_auto_device_by_default(monkeypatch, tmp_path):
     from codec import cli
-    from codec.encoder import encode_ladder
-    assert inspect.signature(encode_ladder).parameters["device"].default == "auto"
+    from codec.options import EncodeOptions
+    assert EncodeOptions().device == "auto"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto") == torch.device("cpu")
     seen = {}
 
-    def fake_encode(source, output, **kw):
-        seen.update(kw)
+    def fake_encode(source, output, options, **kw):
+        seen["device"] = options.device
         raise SystemExit(0)
 
     monkeypatch.setattr("codec.encoder.encode", fake_encode)

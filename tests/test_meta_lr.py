@@ -22,7 +22,7 @@ def _one_step(scales):
     frames = torch.rand(4, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     model = build_model(init.config, ghw, init.state)
     base = init_state_for(init.state, ghw)
-    s = FitSettings(steps=10, lam=0.3, batch=2, lr_scales=scales)
+    s = FitSettings(steps=10, lr=2e-2, lam=0.3, batch=2, lr_scales=scales)
     state = start_fit(model, base, s)
     run_fit(model, frames, base, state, s, 1, 4 * 32 * 48, progress=False)
     return state.residuals()

@@ -7,7 +7,7 @@ import torch
 
 import codec
 from bitstreams.format import GopRecord, TensorRecord, encode_gop, section_overhead_bytes
-from codec.encoder import RATE_SLOPE, next_rate_weight, rate_prior
+from codec.rate_control import RATE_SLOPE, next_rate_weight, rate_prior
 from codec.entropy import fit_laplace, model_bits
 from codec.finetune import FitSettings, finish_fit, finish_fit_at_rate, run_fit, start_fit
 from metanerv.rate import RateModel
@@ -45,7 +45,7 @@ def fitted():
     frames = torch.rand(6, 3, 48, 64, generator=torch.Generator().manual_seed(0))
     model = build_model(init.config, ghw, init.state)
     base = init_state_for(init.state, ghw)
-    s = FitSettings(steps=6, lam=0.3, batch=2)
+    s = FitSettings(steps=6, lr=2e-2, lam=0.3, batch=2)
     state = start_fit(model, base, s)
     torch.set_num_threads(1)
     run_fit(model, frames, base, state, s, s.steps, 6 * 48 * 64, progress=False)
