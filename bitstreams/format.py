@@ -1,4 +1,4 @@
-"""Reader and writer of the ``.nerv`` container, version 3 (byte layout in SPEC.md).
+"""Reader and writer of the ``.nerv`` container, version 4 (byte layout in SPEC.md).
 
 Everything a header or section declares is checked against the limits below and against the
 bytes actually present *before* any buffer or tensor is made, so a crafted file is rejected
@@ -9,7 +9,10 @@ parameter ``R`` (the entropy model is derived from them, nothing else is sent), 
 stream per GOP. Version 3 adds the coded frame size: the networks draw
 ``coded_width x coded_height`` frames that the decoder resizes (bicubic) to the output size,
 so that a short fit can spend its steps on fewer pixels. Version 2 files (coded size = output
-size) still decode; version 1 files are refused with a message naming their version.
+size) still decode; version 1 files are refused with a message naming their version. Version 4
+lets a stream's grid have its own number of temporal anchors (the init's grid is resampled in
+time), starts each GOP section with its index and frame range, and ends each GOP's ANS stream
+with a 16-bit marker; version 3 files still decode.
 """
 from __future__ import annotations
 
@@ -30,9 +33,10 @@ from nervcore.errors import NervcError
 from metanerv.model import NeRVConfig, decode_param_shapes, grid_size_for
 
 MAGIC = b"NERV"
-VERSION_MAJOR = 3
+VERSION_MAJOR = 4
 VERSION_MINOR = 0
-READ_VERSIONS = (2, 3)  # majors this decoder reads
+READ_VERSIONS = (2, 3, 4)  # majors this decoder reads
+FUTURE_VERSIONS = range(5, 16)  # majors a later nervc may write: "upgrade"; others: "corrupt"
 SECTION_GOP = 1
 INIT_ID_BYTES = 16  # the first 16 bytes of the init's SHA-256 content digest
 
@@ -47,7 +51,7 @@ MAX_STRIDE = 8
 MAX_PE_FREQS = 64
 MAX_EMBED = 1024
 MAX_GRID_CHANNELS = 256
-MAX_ANCHORS = 64
+MAX_ANCHORS = 255  # version 4: the u8 field's range, one per frame of a GOP of up to 255 (2 and 3: 64)
 MAX_DECODE_PARAMS = 32_000_000
 MAX_MACS_PER_PIXEL = 1_000_000  # decode cost: multiply-accumulates per output pixel
 MAX_LEVEL = 32767  # |level|: every frequency table has at most 65,535 entries
@@ -60,6 +64,7 @@ SECTION_OVERHEAD = 9  # type, length, crc
 
 _FIXED = struct.Struct("<4sBBHHHIIIII16sBfHHBB")  # through n_blocks
 _CODED = struct.Struct("<HH")  # version 3: coded_width, coded_height, after n_blocks
+_GOP_ID = struct.Struct("<III")  # version 4: gop_index, first_frame, num_frames, first in a GOP payload
 
 
 class BitstreamError(NervcError):
@@ -92,10 +97,10 @@ def macs_per_pixel(config: NeRVConfig) -> float:
     return total
 
 
-def max_words(numel: int) -> int:
+def max_words(numel: int, marker: bool = False) -> int:
     """Most 32-bit ANS words ``numel`` symbols can take: each costs at most 24 bits, plus the
-    coder's 64-bit state."""
-    return -(-(ANS_PRECISION * numel + 64) // 32)
+    coder's 64-bit state (and version 4's 16-bit end marker)."""
+    return -(-(ANS_PRECISION * numel + 64 + (16 if marker else 0)) // 32)
 
 
 @dataclass
@@ -111,6 +116,7 @@ class Header:
     config: NeRVConfig
     init_digest: bytes = bytes(INIT_ID_BYTES)  # init id: first 16 bytes of its SHA-256 digest
     coded: tuple[int, int] | None = None  # (width, height) the networks draw; None: the output size
+    version: int = VERSION_MAJOR  # the major version read (files are written as VERSION_MAJOR)
 
     def __post_init__(self) -> None:
         self.init_digest = bytes(self.init_digest[:INIT_ID_BYTES]).ljust(INIT_ID_BYTES, b"\0")
@@ -167,6 +173,7 @@ class GopRecord:
     num_frames: int
     tensors: list[TensorRecord] = field(default_factory=list)
     words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
+    index: int | None = None  # the GOP's position in the file (version 4 stores it in its section)
 
 
 # ------------------------------------------------------------------ writing
@@ -184,8 +191,12 @@ def _varint(n: int) -> bytes:
 
 
 def encode_header(h: Header) -> bytes:
+    """The header as version ``h.version`` lays it out: 4 (what nervc writes) or 3 (the same
+    layout; tests and tools re-serialize files they read)."""
     c = h.config
-    body = _FIXED.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, 0, h.width, h.height, h.num_frames,
+    if h.version not in (3, VERSION_MAJOR):
+        raise ValueError(f"cannot write a version {h.version} header")
+    body = _FIXED.pack(MAGIC, h.version, VERSION_MINOR, 0, h.width, h.height, h.num_frames,
                        h.fps.numerator, h.fps.denominator, h.gop_frames, h.num_gops,
                        h.init_digest, c.pe_freqs, c.pe_base, c.embed_dim, c.grid_channels,
                        c.grid_anchors, len(c.channels))
@@ -205,13 +216,22 @@ def encode_tensor(t: TensorRecord) -> bytes:
 
 def section_overhead_bytes(largest_levels: Iterable[int]) -> int:
     """The bytes a GOP section holds besides its ANS words when its tensors' largest ``|level|``
-    are ``largest_levels`` (section header, word count, one record per tensor: step, K, and R
-    when K > 0): what an encoder aiming at a file size spends before the levels."""
-    return struct.calcsize("<BII") + 4 + sum(2 + len(_varint(int(k))) + (2 if k else 0) for k in largest_levels)
+    are ``largest_levels`` (section header, GOP identity, word count, one record per tensor:
+    step, K, and R when K > 0): what an encoder aiming at a file size spends before the levels."""
+    return (struct.calcsize("<BII") + _GOP_ID.size + 4
+            + sum(2 + len(_varint(int(k))) + (2 if k else 0) for k in largest_levels))
 
 
-def encode_gop(g: GopRecord) -> bytes:
-    payload = b"".join(encode_tensor(t) for t in g.tensors)
+def encode_gop(g: GopRecord, index: int | None = None, version: int = VERSION_MAJOR) -> bytes:
+    """One GOP section: in version 4 its identity (``index``, default ``g.index``, and frame
+    range) first, then the tensor records and the ANS words (version 3: no identity)."""
+    payload = b""
+    if version >= 4:
+        index = g.index if index is None else index
+        if index is None or index < 0:
+            raise ValueError("a GOP section needs its index in the file")
+        payload = _GOP_ID.pack(index, g.first_frame, g.num_frames)
+    payload += b"".join(encode_tensor(t) for t in g.tensors)
     payload += struct.pack("<I", len(g.words)) + np.asarray(g.words, dtype="<u4").tobytes()
     return struct.pack("<BII", SECTION_GOP, len(payload), zlib.crc32(payload)) + payload
 
@@ -222,7 +242,7 @@ def write_bitstream(path: str | os.PathLike, header: Header, gops: list[GopRecor
     See :mod:`nervcore.atomic`: a reader sees the old file or the complete new one, never a
     partial one. OS errors become a NervcError.
     """
-    data = encode_header(header) + b"".join(encode_gop(g) for g in gops)
+    data = encode_header(header) + b"".join(encode_gop(g, i, header.version) for i, g in enumerate(gops))
     p = Path(path)
     if p.is_dir():
         raise NervcError(f"{p}: is a directory")
@@ -276,7 +296,7 @@ class BitstreamWriter:
 
     def add_gop(self, gop: GopRecord) -> int:
         """Append one GOP section; returns its length in bytes."""
-        return self.add_section(encode_gop(gop))
+        return self.add_section(encode_gop(gop, self.num_sections, self.header.version))
 
     def add_section(self, section: bytes) -> int:
         """Append one section already serialized by :func:`encode_gop` (type, length, CRC and
@@ -388,10 +408,13 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(data[:4] == MAGIC, "not a .nerv file (bad magic)")
     major, minor, hlen = struct.unpack_from("<BBH", data, 4)
     _check(major != 1, f"bitstream version {major}.{minor} (nervc 0.1) is no longer supported: this "
-                       f"decoder reads versions 2.x and 3.x; decode it with nervc 0.1 or encode the "
+                       f"decoder reads versions 2.x to 4.x; decode it with nervc 0.1 or encode the "
                        f"video again")
-    _check(major in READ_VERSIONS, f"bitstream version {major}.{minor} is not supported "
-                                   f"(this decoder reads versions 2.x and 3.x); upgrade nervc")
+    _check(major in READ_VERSIONS or major not in FUTURE_VERSIONS,
+           f"bitstream version {major}.{minor} is not supported (this decoder reads versions 2.x to "
+           f"4.x): the file is from a newer nervc; upgrade nervc")
+    _check(major in READ_VERSIONS, f"not a .nerv file this nervc can read: version {major}.{minor} after "
+                                   "the magic is no version nervc ever wrote (the file is corrupt)")
     _check(_FIXED.size <= hlen <= MAX_HEADER_BYTES, f"bad header length {hlen}")
     _check(len(data) >= hlen + 4, "truncated header")
     body = data[:hlen]
@@ -410,7 +433,7 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     _check(math.isfinite(pe_base) and 1.0 <= pe_base <= 4.0, f"positional encoding base {pe_base} out of range")
     _check(1 <= embed <= MAX_EMBED, f"embedding width {embed} out of range")
     _check(1 <= grid_c <= MAX_GRID_CHANNELS, f"grid channels {grid_c} out of range")
-    _check(1 <= anchors <= MAX_ANCHORS, f"grid anchors {anchors} out of range")
+    _check(1 <= anchors <= (MAX_ANCHORS if major >= 4 else 64), f"grid anchors {anchors} out of range")
     _check(1 <= n_blocks <= MAX_BLOCKS, f"block count {n_blocks} out of range")
     off = _FIXED.size + (_CODED.size if major >= 3 else 0)
     _check(hlen == off + 3 * n_blocks, f"header length {hlen} does not match {n_blocks} blocks")
@@ -424,7 +447,7 @@ def decode_header(data: bytes) -> tuple[Header, int]:
     config = NeRVConfig(pe_freqs=pe_freqs, pe_base=pe_base, embed_dim=embed, grid_channels=grid_c,
                         grid_anchors=anchors, channels=channels, strides=strides)
     header = Header(width, height, frames, Fraction(fps_n, fps_d), gop_frames, num_gops, config, digest,
-                    (coded_w, coded_h))
+                    (coded_w, coded_h), major)
     gh, gw = header.grid_hw
     _check(gh * gw * anchors * grid_c <= MAX_DECODE_PARAMS,
            f"grid of {anchors}x{grid_c}x{gh}x{gw} values exceeds the limit of {MAX_DECODE_PARAMS}")
@@ -480,9 +503,12 @@ class BitstreamReader:
             self.shapes = param_shapes(self.header.config, self.header.grid_hw)
             self.sections: list[_SectionIndex] = []
             expected_first = 0
-            # Each section takes at least 9 bytes, 3 per tensor and the word count: a header
-            # that claims more GOPs than that can hold is refused before walking them.
+            # Each section takes at least 9 bytes, 3 per tensor and the word count (version 4:
+            # its identity and the ANS end marker's word too): a header that claims more GOPs
+            # than that can hold is refused before walking them.
             self.min_section = SECTION_OVERHEAD + 3 * len(self.shapes) + 4
+            if self.header.version >= 4:
+                self.min_section += _GOP_ID.size + 4
             self._check(self.header.num_gops * self.min_section <= self.size - pos,
                         f"truncated: {self.header.num_gops} GOPs cannot fit in {self.size - pos} bytes")
             for i in range(self.header.num_gops):
@@ -527,7 +553,14 @@ class BitstreamReader:
         what = f"section {index}"
         cur = _Cursor(payload, what)
         s = self.sections[index]
-        gop = GopRecord(s.first_frame, s.num_frames)
+        gop = GopRecord(s.first_frame, s.num_frames, index=index)
+        v4 = self.header.version >= 4
+        if v4:
+            held, first, n = cur.unpack("III")
+            _check(held == index, f"{what} holds GOP {held}: GOP sections swapped, lost or repeated")
+            _check((first, n) == (s.first_frame, s.num_frames),
+                   f"{what} declares frames {first}..{first + n - 1}, the header puts frames "
+                   f"{s.first_frame}..{s.first_frame + s.num_frames - 1} there")
         coded = 0
         for name, shape in self.shapes:
             w = f"{what}, tensor {name}"
@@ -543,8 +576,12 @@ class BitstreamReader:
             gop.tensors.append(TensorRecord(np.float16(step), K, R))
         (n_words,) = cur.unpack("I")
         _check(4 * n_words <= cur.left, f"{what}: declares {n_words} words, {cur.left // 4} present")
-        _check(n_words <= max_words(coded) and (coded > 0 or n_words == 0),
-               f"{what}: {n_words} coded words for {coded} coded entries")
+        if v4:  # the ANS stream ends with a 16-bit marker, so it is never empty
+            _check(1 <= n_words <= max_words(coded, marker=True),
+                   f"{what}: {n_words} coded words for {coded} coded entries and the end marker")
+        else:
+            _check(n_words <= max_words(coded) and (coded > 0 or n_words == 0),
+                   f"{what}: {n_words} coded words for {coded} coded entries")
         gop.words = np.frombuffer(cur.take(4 * n_words), dtype="<u4").astype(np.uint32)
         _check(cur.left == 0, f"{what}: {cur.left} unexpected trailing bytes")
         return gop

@@ -130,15 +130,18 @@ def parse_header(data: bytes, name: str = "<bytes>") -> Header:
     major, minor = data[4], data[5]
     if major == 1:
         raise bad("version 1.0 (nervc 0.1) is no longer supported; re-encode the video")
-    if major not in (2, 3):
-        raise bad(f"version {major}.{minor} is not supported by this decoder (2.x, 3.x); upgrade nervc")
+    if major not in (2, 3, 4):
+        if 5 <= major <= 15:
+            raise bad(f"version {major}.{minor} is not supported by this decoder (2.x to 4.x): a newer "
+                      "nervc wrote it; upgrade nervc")
+        raise bad(f"version {major}.{minor} after the magic is no version nervc wrote (corrupt file)")
     if size < 59:
         raise bad(f"truncated header: the file has only {size} bytes")
     n_blocks = data[58]
     if not 1 <= n_blocks <= 8:
         raise bad(f"header field n_blocks = {n_blocks} is outside 1..8")
     hlen = _u(data, "H", 6)
-    fixed = 59 if major == 2 else 63  # version 3: coded_width, coded_height at 59
+    fixed = 59 if major == 2 else 63  # versions 3 and 4: coded_width, coded_height at 59
     if hlen != fixed + 3 * n_blocks:
         raise bad(f"header field header_length = {hlen}, must be {fixed} + 3*n_blocks = {fixed + 3 * n_blocks}")
     if size < hlen + 4:
@@ -150,7 +153,7 @@ def parse_header(data: bytes, name: str = "<bytes>") -> Header:
     channels = tuple(_u(data, "H", fixed + 2 * j) for j in range(n_blocks))
     strides = tuple(data[fixed + 2 * n_blocks + j] for j in range(n_blocks))
     width, height = _u(data, "H", 8), _u(data, "H", 10)
-    coded = (_u(data, "H", 59), _u(data, "H", 61)) if major == 3 else (width, height)
+    coded = (_u(data, "H", 59), _u(data, "H", 61)) if major >= 3 else (width, height)
     h = Header(
         version=(major, minor), header_length=hlen,
         width=width, height=height, num_frames=_u(data, "I", 12),
@@ -181,14 +184,14 @@ def parse_header(data: bytes, name: str = "<bytes>") -> Header:
         raise bad(f"header field pe_base = {float(h.pe_base)} is not a finite value in 1.0..4.0")
     field("embed_dim", h.embed_dim, 1, 1024)
     field("grid_channels", h.grid_channels, 1, 256)
-    field("grid_anchors", h.grid_anchors, 1, 64)
+    field("grid_anchors", h.grid_anchors, 1, 255 if major >= 4 else 64)
     for j in range(n_blocks):
         field(f"channels[{j}]", channels[j], 1, 1024)
         field(f"strides[{j}]", strides[j], 1, 8)
 
     shapes = h.shapes()
     n_tensors = len(shapes)
-    if (13 + 3 * n_tensors) * h.num_gops > size - (hlen + 4):
+    if (_min_section(h) + 9) * h.num_gops > size - (hlen + 4):
         raise bad(f"num_gops = {h.num_gops} sections cannot fit in the {size - hlen - 4} bytes "
                   "after the header (truncated?)")
     gh, gw = h.grid_size
@@ -235,9 +238,25 @@ class Stream:
     sections: tuple[Section, ...]
 
 
+def _min_section(h: Header) -> int:
+    """Fewest payload bytes of a GOP section: 3 per tensor record, the word count (version 4:
+    the GOP's identity and at least the one word of the end marker)."""
+    return 3 * len(h.shapes()) + 4 + (12 + 4 if h.version[0] >= 4 else 0)
+
+
 def _parse_payload(payload: bytes, g: int, header: Header, bad) -> tuple[tuple[TensorRecord, ...], np.ndarray]:
     pos, n = 0, len(payload)
     records = []
+    v4 = header.version[0] >= 4
+    if v4:
+        index, first, count = struct.unpack_from("<III", payload, 0)
+        pos = 12
+        span = header.gop_range(g)
+        if index != g:
+            raise bad(f"section {g} holds GOP {index}: sections swapped, lost or repeated")
+        if (first, count) != (span.start, len(span)):
+            raise bad(f"section {g} declares frames {first}..{first + count - 1}, the header puts "
+                      f"frames {span.start}..{span.stop - 1} there")
     for tname, shape in header.shapes():
         where = f"GOP {g} tensor {tname}"
         if pos + 2 > n:
@@ -274,11 +293,17 @@ def _parse_payload(payload: bytes, g: int, header: Header, bad) -> tuple[tuple[T
     if 4 * n_words > n - pos:
         raise bad(f"GOP {g}: n_words = {n_words} needs {4 * n_words} bytes, the section has {n - pos} left")
     coded = sum(math.prod(t.shape) for t in records if t.K > 0)
-    most = -(-(24 * coded + 64) // 32)
-    if coded == 0 and n_words != 0:
-        raise bad(f"GOP {g}: n_words = {n_words} but no tensor is coded (must be 0)")
-    if coded > 0 and n_words > most:
-        raise bad(f"GOP {g}: n_words = {n_words} is outside 0..{most} for {coded} coded levels")
+    if v4:
+        most = -(-(24 * coded + 16 + 64) // 32)
+        if not 1 <= n_words <= most:
+            raise bad(f"GOP {g}: n_words = {n_words} is outside 1..{most} for {coded} coded levels "
+                      "and the end marker")
+    else:
+        most = -(-(24 * coded + 64) // 32)
+        if coded == 0 and n_words != 0:
+            raise bad(f"GOP {g}: n_words = {n_words} but no tensor is coded (must be 0)")
+        if coded > 0 and n_words > most:
+            raise bad(f"GOP {g}: n_words = {n_words} is outside 0..{most} for {coded} coded levels")
     if 4 * n_words != n - pos:
         raise bad(f"GOP {g}: {n - pos - 4 * n_words} unused bytes at the end of the section payload")
     words = np.frombuffer(payload, "<u4", n_words, pos).astype(np.uint32)
@@ -301,8 +326,8 @@ def parse(data: bytes, name: str = "<bytes>") -> Stream:
         stype, length, crc = struct.unpack_from("<BII", data, pos)
         if stype != 1:
             raise bad(f"section {g} has type {stype}, expected 1 (GOP)")
-        if length < 4 + 3 * n_tensors:
-            raise bad(f"section {g} length {length} is below the minimum {4 + 3 * n_tensors}")
+        if length < _min_section(header):
+            raise bad(f"section {g} length {length} is below the minimum {_min_section(header)}")
         if pos + 9 + length > size:
             raise bad(f"section {g} length {length} runs past the end of the file "
                       f"({pos + 9 + length} > {size} bytes; truncated)")
@@ -349,8 +374,12 @@ def laplace_counts(K: int, R: int) -> np.ndarray:
     return np.concatenate([half[:0:-1], half])
 
 
-def decode_levels(section: Section, name: str = "<bytes>") -> dict[str, np.ndarray]:
-    """Integer levels of every tensor of one GOP (zeros for K = 0)."""
+END_MARKER = 0x4E56  # version 4: the last symbol of a GOP's ANS stream (SPEC "Decoding a section's levels")
+
+
+def decode_levels(section: Section, name: str = "<bytes>", marker: bool = False) -> dict[str, np.ndarray]:
+    """Integer levels of every tensor of one GOP (zeros for K = 0); with ``marker`` (version 4)
+    the stream must end with END_MARKER, uniform over 16 bits."""
     import constriction
 
     where = f"{name}: GOP {section.index}"
@@ -371,6 +400,11 @@ def decode_levels(section: Section, name: str = "<bytes>") -> dict[str, np.ndarr
             if sym.size != n or (sym.size and (sym.min() < 0 or sym.max() > 2 * t.K)):
                 raise BitstreamError(f"{where} tensor {t.name}: symbol outside its table")
             levels[t.name] = (sym - t.K).astype(np.int32).reshape(t.shape)
+        if marker:
+            end = int(np.asarray(coder.decode(constriction.stream.model.Uniform(1 << 16), 1))[0])
+            if end != END_MARKER:
+                raise BitstreamError(f"{where}: the ANS stream ends early or late (end marker {end:#06x}, "
+                                     f"not {END_MARKER:#06x})")
         if not coder.is_empty():
             raise BitstreamError(f"{where}: the ANS stream has data left after the last tensor")
     except BitstreamError:
@@ -381,6 +415,24 @@ def decode_levels(section: Section, name: str = "<bytes>") -> dict[str, np.ndarr
         first = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise BitstreamError(f"{where}: the ANS stream does not decode ({type(e).__name__}: {first})") from None
     return levels
+
+
+def resample_anchors(grid: np.ndarray, anchors: int) -> np.ndarray:
+    """The init's grid ``[A0, C, h, w]`` at ``anchors`` anchors (SPEC "Resampling the init's
+    anchors"): anchor k = the init at time k / (anchors - 1), positions in integers, float32."""
+    g = np.asarray(grid, np.float32)
+    a0 = g.shape[0]
+    if anchors == a0:
+        return g
+    if a0 == 1 or anchors == 1:
+        return np.repeat(g[:1], anchors, axis=0)
+    out = np.empty((anchors,) + g.shape[1:], np.float32)
+    for k in range(anchors):
+        lo = min((k * (a0 - 1)) // (anchors - 1), a0 - 2)
+        w1 = np.float32(k * (a0 - 1) - lo * (anchors - 1)) / np.float32(anchors - 1)
+        w0 = np.float32(1) - w1
+        out[k] = (g[lo] * w0).astype(np.float32) + (g[lo + 1] * w1).astype(np.float32)
+    return out
 
 
 def resize_bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -487,13 +539,17 @@ def _check_init_shapes(init: Init, header: Header) -> None:
              "embed_dim": header.embed_dim, "grid_channels": header.grid_channels,
              "grid_anchors": header.grid_anchors, "channels": list(header.channels),
              "strides": list(header.strides)}
-    if init.config != model:
+    config = dict(init.config)
+    if header.version[0] >= 4:  # the stream's anchors may differ: the init's grid is resampled in time
+        config["grid_anchors"] = header.grid_anchors
+    if config != model:
         raise NervcError(f"init {init.path}: its model configuration {init.config} differs from "
                          f"the bitstream's {model}")
     for tname, shape in header.shapes():
         t = init.tensors.get(tname)
         if tname == "grid":
-            ok = t is not None and t.ndim == 4 and t.shape[:2] == shape[:2] and min(t.shape[2:]) >= 1
+            ok = (t is not None and t.ndim == 4 and t.shape[1] == shape[1] and min(t.shape) >= 1
+                  and (header.version[0] >= 4 or t.shape[0] == shape[0]))
         else:
             ok = t is not None and t.shape == shape
         if not ok:
@@ -507,14 +563,14 @@ def _check_init_shapes(init: Init, header: Header) -> None:
 def reconstruct(stream: Stream, gop: int, init: Init | None) -> dict[str, np.ndarray]:
     """One GOP's float32 weights, canonical order (SPEC "Reconstructing a tensor")."""
     section = stream.sections[gop]
-    levels = decode_levels(section, stream.name)
+    levels = decode_levels(section, stream.name, marker=stream.header.version[0] >= 4)
     out = {}
     for t in section.records:
         res = levels[t.name].astype(np.float32) * np.float32(t.step)
         if init is not None:
             base = init.tensors[t.name]
             if t.name == "grid":
-                base = resize_bilinear(base, t.shape[2], t.shape[3])
+                base = resize_bilinear(resample_anchors(base, t.shape[0]), t.shape[2], t.shape[3])
             res = (base.astype(np.float32) + res).astype(np.float32)
         out[t.name] = np.ascontiguousarray(res, dtype=np.float32)
     return out

@@ -10,16 +10,23 @@ import argparse
 import importlib
 import math
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from nervcore.errors import NervcError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a C program killed by the closed pipe would report
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,7 +125,8 @@ def encode_main(argv: list[str]) -> int:
     p = _Parser(prog="nervc encode", description="Encode a video into a .nerv bitstream.",
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog=presets.table_text() + "\n\n--steps, --batch and --lr, when given, win over the preset's.")
-    p.add_argument("input", help="video file, raw .yuv/.i420, .y4m or folder of PNG frames")
+    p.add_argument("input", help="video file, raw .yuv/.i420, .y4m, folder of PNG frames, or - for y4m "
+                   "on standard input")
     p.add_argument("output", help="output .nerv file")
     p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, choices=QUALITY_LEVELS,
                    help=f"quality ladder rung (default {DEFAULT_QUALITY})")
@@ -171,7 +179,7 @@ def encode_main(argv: list[str]) -> int:
     if r is None:  # a torch.distributed rank other than 0: rank 0 reports
         return 0
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
-          f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, "
+          f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB (RGB, of the decoded file; the progress bar shows the fit's batches), "
           f"encode {r.encode_seconds:.1f} s, init {r.init}, --tune {a.tune}")
     if (r.coded_width, r.coded_height) != (r.width, r.height):
         print(f"coded at {r.coded_width}x{r.coded_height} (--scale {a.scale}), resized to "
@@ -198,7 +206,8 @@ def decode_main(argv: list[str]) -> int:
 
     p = _Parser(prog="nervc decode", description="Decode a .nerv bitstream into a video.")
     p.add_argument("input", help=".nerv file")
-    p.add_argument("output", help="output .mp4 (H.264), .mkv (FFV1 lossless), .y4m or folder (PNG)")
+    p.add_argument("output", help="output .mp4 (H.264), .mkv (FFV1 lossless), .y4m, folder (PNG), "
+                   "or - for y4m on standard output")
     p.add_argument("--frames", help="frame range a:b to decode (others are not touched)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--init", action="append", help="init file to look for the stream's init in")
@@ -211,112 +220,22 @@ def decode_main(argv: list[str]) -> int:
     output_kind(a.output)  # an unknown output type fails before the decode, not after it
     r = decode(a.input, a.output, frames=_frames(a.frames), device=a.device, init=a.init,
                overwrite=a.overwrite, progress=not a.quiet, batch=a.batch)
-    n = r.frames.shape[0]
-    print(f"{a.output}: {n} frames {r.frames.shape[2]}x{r.frames.shape[1]}, decode "
-          f"{r.decode_seconds:.2f} s ({r.fps_decoded:.1f} fps on {r.device})")
+    # y4m on stdout ("-") is the video itself: every message goes to stderr
+    print(f"{a.output}: {r.num_frames} frames {r.width}x{r.height}, decode "
+          f"{r.decode_seconds:.2f} s ({r.fps_decoded:.1f} fps on {r.device})",
+          file=sys.stderr if a.output == "-" else sys.stdout)
     return 0
 
 
 def info_main(argv: list[str]) -> int:
-    import json
-
-    from bitstreams import BitstreamReader
-
-    p = _Parser(prog="nervc info", description="Describe a .nerv bitstream section by section.")
-    p.add_argument("input")
-    p.add_argument("--json", action="store_true", help="one JSON object (for scripts) instead of lines")
-    a = p.parse_args(argv)
-    d = stream_info(BitstreamReader(a.input), a.input)
-    if a.json:
-        print(json.dumps(d, indent=1))
-        return 0
-    v, m = d["video"], d["model"]
-    print(f"{a.input}: {d['bytes']} bytes, nervc bitstream {d['version']}")
-    print(f"  video     {v['width']}x{v['height']}, {v['frames']} frames @ {v['fps']} fps ({d['bpp']:.4f} bpp)")
-    if (v["coded_width"], v["coded_height"]) != (v["width"], v["height"]):
-        print(f"  coded     {v['coded_width']}x{v['coded_height']}, resized to {v['width']}x{v['height']} on decode")
-    print(f"  GOPs      {len(d['gops'])} of up to {v['gop_frames']} frames")
-    print(f"  model     NeRV, channels {','.join(map(str, m['channels']))}, strides "
-          f"{','.join(map(str, m['strides']))}; grid {m['grid_channels']} channels x {m['grid_anchors']} "
-          f"anchors at {m['grid_hw'][0]}x{m['grid_hw'][1]}; time code {m['pe_freqs']} frequencies "
-          f"(base {m['pe_base']:g}), MLP width {m['embed_dim']}")
-    print(f"  size      {m['weights_per_gop']:,} weights per GOP; decode {m['macs_per_pixel']:,.0f} MACs "
-          f"per coded pixel")
-    print(f"  init      {d['init'] or 'none (random init)'}")
-    print(f"  rate      {d['bits_per_weight']:.3f} bits per weight; side information (header, section and "
-          f"tensor fields) {d['side_bytes']} bytes = {100 * d['side_bytes'] / d['bytes']:.2f} %")
-    for i, g in enumerate(d["gops"]):
-        print(f"  GOP {i}: frames {g['first_frame']}..{g['last_frame']}, {g['bytes']} bytes")
-        print(f"    {g['ans_bytes']} bytes of ANS words for every tensor "
-              f"({'delta from init' if d['init'] else 'absolute'})")
-        for t in g["tensors"]:
-            model = f"levels -{t['K']}..{t['K']}, Laplace R={t['R']}" if t["K"] else "all zero"
-            print(f"    {t['name']:24s} {str(tuple(t['shape'])):18s} step {t['step']:.3g}, {model}")
-    return 0
-
-
-def stream_info(r, path) -> dict:
-    """What ``nervc info`` shows of a bitstream, as plain data (``--json`` prints it)."""
-    from metanerv.model import macs_per_pixel
-
-    h = r.header
-    gops = [r.read_gop(i) for i in range(len(r.sections))]
-    coded = sum(4 * len(g.words) for g in gops)
-    per_gop = sum(math.prod(shape) for _, shape in r.shapes)
-    return {
-        "file": str(path), "bytes": r.size, "version": f"{r.version[0]}.{r.version[1]}",
-        "bpp": 8 * r.size / (h.width * h.height * h.num_frames),
-        "video": {"width": h.width, "height": h.height, "frames": h.num_frames, "fps": str(h.fps),
-                  "gop_frames": h.gop_frames, "coded_width": h.coded_width, "coded_height": h.coded_height},
-        "model": {**h.config.to_dict(), "grid_hw": list(h.grid_hw), "weights_per_gop": per_gop,
-                  "macs_per_pixel": macs_per_pixel(h.config, h.grid_hw, (h.coded_height, h.coded_width))},
-        "init": h.init_digest.hex()[:16] if h.has_init else None,
-        "bits_per_weight": 8 * coded / max(1, len(gops) * per_gop), "side_bytes": r.size - coded,
-        "gops": [{"first_frame": s.first_frame, "last_frame": s.first_frame + s.num_frames - 1, "bytes": s.length,
-                  "ans_bytes": 4 * len(g.words),
-                  "tensors": [{"name": name, "shape": list(shape), "step": float(t.step), "K": int(t.K), "R": int(t.R)}
-                              for (name, shape), t in zip(r.shapes, g.tensors)]}
-                 for s, g in zip(r.sections, gops)],
-    }
+    from codec.info import main as info
+    return info(argv)
 
 
 def demo_main(argv: list[str]) -> int:
     """Encode and decode the bundled clip; print PSNR, bpp and times."""
-    from codec.decoder import decode
-    from codec.encoder import encode
-    from codec.metrics import rgb_psnr
-    from codec.ladder import QUALITY_LEVELS
-    from nervcore.video_io import read_video
-
-    p = _Parser(prog="nervc demo", description="Encode + decode the bundled clip.")
-    p.add_argument("--frames", default=None, help="frame range (default: all 120 frames)")
-    p.add_argument("-q", "--quality", type=int, default=None, choices=QUALITY_LEVELS)
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the encoder's)")
-    p.add_argument("--keep", help="folder to keep demo.nerv and demo.mp4 in")
-    a = p.parse_args(argv)
-    _check_bounds(a, {"steps": ("[]", 0, math.inf)})
-    clip = Path(__file__).resolve().parent / "data" / "carphone_qcif_120f.mp4"
-    # everything that can be wrong with the options fails before the --keep folder is made
-    video = read_video(clip, frames=_frames(a.frames))
-    if a.keep and Path(a.keep).exists() and not Path(a.keep).is_dir():
-        raise NervcError(f"--keep {a.keep}: exists and is not a directory")
-    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nervc-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        print(f"demo: {clip.name}, {video.num_frames} frames {video.width}x{video.height}")
-        kw = {"quality": a.quality} if a.quality else {}
-        r = encode(video, work / "demo.nerv", overwrite=True, steps=a.steps, **kw)
-        d = decode(work / "demo.nerv", work / "demo.mp4", overwrite=True)
-        coded = f", coded at {r.coded_width}x{r.coded_height}" if (r.coded_width, r.coded_height) != (r.width, r.height) else ""
-        print(f"encode: {r.num_bytes} bytes, {r.bpp:.4f} bpp, {r.encode_seconds:.1f} s (init {r.init}{coded})")
-        print(f"decode: {d.decode_seconds:.2f} s ({d.fps_decoded:.1f} fps on {d.device})")
-        print(f"PSNR (RGB, 8-bit): {rgb_psnr(d.frames, video.frames):.2f} dB")
-        if a.keep:
-            print(f"kept {work / 'demo.nerv'} and {work / 'demo.mp4'}")
-    finally:
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    from codec.demo import main as demo
+    return demo(argv)
 
 
 def bench_main(argv: list[str]) -> int:
@@ -425,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nervc: interrupted (no partial output was written)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # output piped into head & co.
-        return 0
+    except BrokenPipeError:  # the reader of our stdout stopped (| head, a player closed): quietly,
+        _silence_stdout()     # with the status a SIGPIPE death gives, so a pipeline can tell
+        return EXIT_BROKEN_PIPE
     except MemoryError:
         print(f"nervc: error: out of memory; {OOM_ADVICE}", file=sys.stderr)
         return EXIT_ERROR

@@ -78,13 +78,26 @@ CRAFTED = {  # name: what (written record by record, see make())
     "delta_kmax": f"delta_q6 with {KMAX_TENSOR} requantized to K = 32767 (the largest level, a "
                   "65,535-entry table) with R = 65535, and the last other coded tensor with R = 0",
     "delta_all_zero": "the shipped init alone: every tensor K = 0 (steps 0, -0.0, 0.5 and 65504), "
-                      "n_words = 0; 40x24; 2 GOPs of 1 frame; 24000/1001 fps",
-    "v2_delta_q6": "delta_q6 with a version 2.0 header (no coded size: the output size is coded); "
-                   "a decoder of version 3 still reads version 2",
+                      "n_words = 1 (the end marker alone); 40x24; 2 GOPs of 1 frame; 24000/1001 fps",
+}
+LEGACY = {  # name: what; streams of older versions, kept as written then (make() leaves them)
+    "v2_delta_q6": "delta_q6 of nervc 0.3 with a version 2.0 header (no coded size: the output "
+                   "size is coded); a decoder of version 4 still reads version 2",
+    "v3_delta_q6": "delta_q6 as nervc 0.3 wrote it (version 3.0: 4 anchors as the init's, GOP "
+                   "sections without identity or end marker)",
+    "v3_absolute_odd_3gop": "absolute_odd_3gop as nervc 0.3 wrote it (version 3.0, 3 GOPs)",
+    "v3_delta_scale2_odd": "delta_scale2_odd as nervc 0.3 wrote it (version 3.0, coded at half size)",
+    "v3_delta_all_zero": "delta_all_zero as nervc 0.3 wrote it (version 3.0: n_words = 0)",
 }
 INVALID = {  # name: (derived from, how, what a decoder must say: regex, case-insensitive)
-    "bad_future_version": ("absolute_odd_3gop", "version_major = 4 (header CRC left as it was)",
+    "bad_future_version": ("absolute_odd_3gop", "version_major = 5 (header CRC left as it was)",
                            r"not supported.*upgrade"),
+    "bad_corrupt_version": ("absolute_odd_3gop", "version_major = 200 (header CRC left as it was)",
+                            r"corrupt"),
+    "bad_swapped_gops": ("absolute_odd_3gop", "GOP sections 0 and 1 swapped (each intact, CRCs valid)",
+                         r"swapped"),
+    "bad_short_payload": ("delta_q6", "the first ANS word of the GOP removed, n_words, length and "
+                          "CRC set to match (only the entropy decoder can tell)", r"ends early or late"),
     "bad_version1": ("absolute_odd_3gop", "version_major = 1 (header CRC left as it was)",
                      r"no longer supported"),
     "bad_header_crc": ("absolute_odd_3gop", "fps_num 30000 -> 30001 (a valid value, so only the "
@@ -101,7 +114,11 @@ INVALID = {  # name: (derived from, how, what a decoder must say: regex, case-in
 def _corrupt(data: bytes, name: str) -> bytes:
     b = bytearray(data)
     if name == "bad_future_version":
-        b[4] = 4
+        b[4] = 5
+    elif name == "bad_corrupt_version":
+        b[4] = 200
+    elif name in ("bad_swapped_gops", "bad_short_payload"):
+        return _edit_sections(bytes(b), name)
     elif name == "bad_version1":
         b[4] = 1
     elif name == "bad_header_crc":
@@ -118,6 +135,39 @@ def _corrupt(data: bytes, name: str) -> bytes:
     else:
         raise ValueError(name)
     return bytes(b)
+
+
+def _sections(data: bytes) -> tuple[int, list[bytes]]:
+    """The header's size and every GOP section (type, length, CRC and payload) of ``data``."""
+    (hlen,) = struct.unpack_from("<H", data, 6)
+    pos, out = hlen + 4, []
+    while pos < len(data):
+        (length,) = struct.unpack_from("<I", data, pos + 1)
+        out.append(data[pos:pos + 9 + length])
+        pos += 9 + length
+    return hlen + 4, out
+
+
+def _section(payload: bytes) -> bytes:
+    return struct.pack("<BII", 1, len(payload), zlib.crc32(payload)) + payload
+
+
+def _edit_sections(data: bytes, name: str) -> bytes:
+    head, secs = _sections(data)
+    if name == "bad_swapped_gops":
+        secs[0], secs[1] = secs[1], secs[0]
+    else:  # bad_short_payload: drop the first ANS word of GOP 0, every count kept consistent
+        import tempfile
+
+        from bitstreams.format import BitstreamReader
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "x.nerv").write_bytes(data)
+            n_words = len(BitstreamReader(Path(d) / "x.nerv").read_gop(0).words)
+        payload = secs[0][9:]
+        at = len(payload) - 4 * n_words  # the first word; its count is the u32 before it
+        payload = payload[:at - 4] + struct.pack("<I", n_words - 1) + payload[at + 4:]
+        secs[0] = _section(payload)
+    return data[:head] + b"".join(secs)
 
 
 def _fix_header_crc(b: bytearray) -> None:
@@ -229,12 +279,16 @@ def _write_all_zero(dst: Path) -> None:
     from bitstreams.format import GopRecord, Header, TensorRecord, param_shapes, write_bitstream
     from codec.inits import resolve_init
 
+    from codec.entropy import LaplaceModel, encode_tensors
+
     init = resolve_init("default")
     h = Header(40, 24, 2, Fraction(24000, 1001), 1, 2, init.config, init.digest)
     steps = [np.float16(0.0), np.float16(-0.0), np.float16(0.5), np.float16(65504.0)]
-    n = len(param_shapes(h.config, h.grid_hw))
-    gops = [GopRecord(g, 1, [TensorRecord(steps[(k + g) % 4], 0, 0) for k in range(n)],
-                      np.zeros(0, np.uint32)) for g in range(2)]
+    shapes = param_shapes(h.config, h.grid_hw)
+    n = len(shapes)
+    marker = encode_tensors([np.zeros(int(np.prod(s)), np.int64) for _, s in shapes], [LaplaceModel(0, 0)] * n)
+    gops = [GopRecord(g, 1, [TensorRecord(steps[(k + g) % 4], 0, 0) for k in range(n)], marker)
+            for g in range(2)]
     write_bitstream(dst, h, gops)
 
 
@@ -258,8 +312,8 @@ def make(out_dir: Path, log=print) -> None:
         log(f"encoded {path}")
     _write_kmax(out_dir / "delta_q6.nerv", out_dir / "delta_kmax.nerv")
     _write_all_zero(out_dir / "delta_all_zero.nerv")
-    (out_dir / "v2_delta_q6.nerv").write_bytes(as_version2((out_dir / "delta_q6.nerv").read_bytes()))
     whats.update(CRAFTED)
+    whats.update({k: v for k, v in LEGACY.items() if (out_dir / f"{k}.nerv").is_file()})
     for name, what in whats.items():
         path = out_dir / f"{name}.nerv"
         expect, decoded = conform.expectations(path)  # the reference decoder's reading

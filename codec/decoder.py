@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -41,15 +42,18 @@ DECODE_BATCH = 8  # frames per forward pass (the encoder measures its PSNR with 
 
 @dataclass
 class DecodeResult:
-    frames: np.ndarray  # uint8 [N, H, W, 3]
+    frames: np.ndarray | None  # uint8 [N, H, W, 3]; None when they were streamed into an output
     fps: Fraction
     first_frame: int
-    decode_seconds: float
+    decode_seconds: float  # the frames' decode, without the output's encoding and writing
     device: str
+    num_frames: int = 0
+    width: int = 0
+    height: int = 0
 
     @property
     def fps_decoded(self) -> float:
-        return self.frames.shape[0] / max(self.decode_seconds, 1e-9)
+        return self.num_frames / max(self.decode_seconds, 1e-9)
 
 
 def decode_memory_limit() -> int:
@@ -149,6 +153,8 @@ def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict
     except Exception as e:  # noqa: BLE001 - an unreadable init file must not crash the decoder
         raise NervcError(f"{path}: cannot load the init files ({type(e).__name__}: {e})") from None
     cfg = init_file.config
+    if header.version >= 4:  # the stream may have its own anchors: the init's grid is resampled in time
+        cfg = replace(cfg, grid_anchors=header.config.grid_anchors)
     try:
         same = replace(cfg, pe_base=_f32(cfg.pe_base)) == header.config  # the header stores an f32
     except (TypeError, ValueError, OverflowError, struct.error):
@@ -160,20 +166,22 @@ def init_state_for_header(header: Header, paths: list[str] | None, path) -> dict
         t = state.get(name)
         ok = isinstance(t, Tensor) and t.is_floating_point() and t.dim() == len(shape)
         if ok and name == "grid":
-            ok = tuple(t.shape[:2]) == shape[:2] and t.shape[2] >= 1 and t.shape[3] >= 1
+            ok = (t.shape[1] == shape[1] and min(t.shape) >= 1
+                  and (header.version >= 4 or t.shape[0] == shape[0]))
         elif ok:
             ok = tuple(t.shape) == shape
         if not ok:
             got = tuple(t.shape) if isinstance(t, Tensor) else "missing"
             raise NervcError(f"init {init_file.name}: tensor {name} is {got}, the model needs {shape}")
     try:
-        return init_state_for({k: state[k] for k, _ in _shapes(header)}, header.grid_hw)
+        return init_state_for({k: state[k] for k, _ in _shapes(header)}, header.grid_hw,
+                              header.config.grid_anchors)
     except (RuntimeError, ValueError) as e:
         raise NervcError(f"init {init_file.name}: cannot use its grid ({e})") from None
 
 
 def gop_weights(shapes: list[tuple[str, tuple[int, ...]]], gop: GopRecord,
-                init: dict[str, Tensor] | None, where: str = "") -> dict[str, Tensor]:
+                init: dict[str, Tensor] | None, where: str = "", marker: bool = True) -> dict[str, Tensor]:
     """Weights of one GOP record, float32 on the CPU: ``float32(level) * float32(step)``, plus
     the init's tensor when the stream has an init (SPEC.md "Reconstructing a tensor").
 
@@ -183,7 +191,7 @@ def gop_weights(shapes: list[tuple[str, tuple[int, ...]]], gop: GopRecord,
     models = [LaplaceModel(t.K, t.R) for t in gop.tensors]
     sizes = [math.prod(shape) for _, shape in shapes]
     try:
-        levels = decode_tensors(gop.words, models, sizes)
+        levels = decode_tensors(gop.words, models, sizes, marker=marker)
     except EntropyError as e:
         raise BitstreamError(f"{where}: GOP at frame {gop.first_frame}: {e}") from None
     weights = {}
@@ -196,7 +204,7 @@ def gop_weights(shapes: list[tuple[str, tuple[int, ...]]], gop: GopRecord,
 def reconstruct_weights(reader: BitstreamReader, gop: GopRecord,
                         init: dict[str, Tensor] | None) -> dict[str, Tensor]:
     """:func:`gop_weights` of a record read from ``reader``."""
-    return gop_weights(reader.shapes, gop, init, str(reader.path))
+    return gop_weights(reader.shapes, gop, init, str(reader.path), marker=reader.header.version >= 4)
 
 
 def gop_model(config: NeRVConfig, grid_hw: tuple[int, int], weights: dict[str, Tensor]) -> NeRV:
@@ -275,7 +283,12 @@ def _one_thread_here() -> None:
 def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
            frames: slice | None = None, device: str = "auto", init: list[str] | None = None,
            overwrite: bool = False, progress: bool = False, batch: int = DECODE_BATCH) -> DecodeResult:
-    """Decode ``path``; write ``output`` (mp4/mkv/y4m/PNG folder) when given."""
+    """Decode ``path``; write ``output`` (mp4/mkv/y4m/PNG folder, ``-``: y4m on stdout) when given.
+
+    With an output the frames stream GOP by GOP into the writer (``frames`` of the result is
+    None): memory holds one GOP's frames whatever the video's length, and the memory check
+    bounds one GOP. Without one, every selected frame is returned in one array.
+    """
     if output is not None:
         check_output(output, overwrite, folder=output_kind(output) == "png", inputs=[path])
     dev = pick_device(device)
@@ -285,24 +298,45 @@ def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
     sel = range(h.num_frames)[frames or slice(None)]
     if len(sel) == 0 or sel.step != 1:
         raise NervcError(f"frame range selects no frames of the {h.num_frames} in {path}")
-    batch = plan_memory(h, len(sel), max(1, batch), path)
+    held = len(sel) if output is None else min(len(sel), h.gop_frames)
+    batch = plan_memory(h, held, max(1, batch), path)
     init_state = init_state_for_header(h, init, path) if h.has_init else None
-    out = np.empty((len(sel), h.height, h.width, 3), np.uint8)
+    timer = [0.0]
+    chunks = _decoded_gops(reader, sel, init_state, dev, batch, progress, timer)
+    if output is None:
+        out = np.empty((len(sel), h.height, h.width, 3), np.uint8)
+        i = 0
+        for c in chunks:
+            out[i:i + len(c)] = c
+            i += len(c)
+        return DecodeResult(out, h.fps, sel.start, time.perf_counter() - start, dev.type, len(sel), h.width, h.height)
+    try:
+        write_video(output, (f for c in chunks for f in c), h.fps, h.width, h.height, overwrite=overwrite)
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        raise NervcError(f"{output}: cannot write ({e.strerror or e})") from None
+    finally:
+        chunks.close()
+    return DecodeResult(None, h.fps, sel.start, timer[0], dev.type, len(sel), h.width, h.height)
+
+
+def _decoded_gops(reader: BitstreamReader, sel: range, init_state, dev: torch.device, batch: int,
+                  progress: bool, timer: list[float]) -> Iterator[np.ndarray]:
+    """The selected frames, one GOP's uint8 ``[k, H, W, 3]`` at a time (``timer[0]`` adds up the
+    seconds spent decoding, not those of whoever consumes the frames)."""
+    h = reader.header
     gops = range(reader.gop_for_frame(sel.start), reader.gop_for_frame(sel.stop - 1) + 1)
     for g in tqdm(gops, desc="decode", unit="GOP", disable=not progress):
+        t0 = time.perf_counter()
         sec = reader.sections[g]
         model = load_gop_model(reader, g, init_state).to(dev)
         lo, hi = max(sel.start, sec.first_frame), min(sel.stop, sec.first_frame + sec.num_frames)
         idx = [i - sec.first_frame for i in range(lo, hi)]
-        render(model, idx, sec.num_frames, h.height, h.width, dev, batch, out=out[lo - sel.start:hi - sel.start],
-               coded_hw=h.coded_hw)
+        out = np.empty((len(idx), h.height, h.width, 3), np.uint8)
+        render(model, idx, sec.num_frames, h.height, h.width, dev, batch, out=out, coded_hw=h.coded_hw)
         del model
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    result = DecodeResult(out, h.fps, sel.start, time.perf_counter() - start, dev.type)
-    if output is not None:
-        try:
-            write_video(output, result.frames, h.fps, h.width, h.height, overwrite=overwrite)
-        except OSError as e:
-            raise NervcError(f"{output}: cannot write ({e.strerror or e})") from None
-    return result
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        timer[0] += time.perf_counter() - t0
+        yield out

@@ -108,9 +108,9 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         init_file = resolve_init(options.init)
         config = init_file.config if init_file else random_init_config()
         results: dict[int, EncodeResult] = {}
-        for group, coded in coded_size_groups(src, qualities, options, config):
+        for group, coded, per_frame in coded_size_groups(src, qualities, options, config):
             results.update(_encode(src, {q: paths[q] for q in group} if rank == 0 else {}, group, coded,
-                                   options, init_file, config, link))
+                                   options, init_file, config, link, per_frame))
         return results
     finally:
         stop()
@@ -118,14 +118,15 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
 
 def _encode(src: VideoSource, paths: dict[int, os.PathLike], qualities: list[int], coded: tuple[int, int],
             options: EncodeOptions, init_file: InitFile | None, config: NeRVConfig,
-            link: RankLink | None) -> dict[int, EncodeResult]:
-    """One encode of the rungs ``qualities`` at one coded size (width, height)."""
+            link: RankLink | None, anchors_per_frame: float = 0.0) -> dict[int, EncodeResult]:
+    """One encode of the rungs ``qualities`` at one coded size (width, height) and one number
+    of temporal anchors per frame."""
     rank, world = (link.rank, link.world) if link else (0, 1)
     start = time.perf_counter()
     known = src.num_frames is not None
     gop_frames = gop_length(src, options.gop)
     num_gops = -(-src.num_frames // gop_frames) if known else None
-    header = make_header(src, gop_frames, config, init_file, coded)
+    header = make_header(src, gop_frames, config, init_file, coded, anchors_per_frame)
     plan = make_plan(header, known, qualities, options, init_file)
     progress = options.progress and rank == 0
     own = coded_gops(src, gop_frames, plan, options.jobs, rank, world, num_gops, progress and options.jobs == 1)

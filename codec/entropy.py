@@ -137,9 +137,31 @@ def fit_laplace(levels: np.ndarray) -> LaplaceModel:
             return LaplaceModel(K, int(cands[int(np.argmin(bits))]))
 
 
-def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel]) -> np.ndarray:
-    """One ANS stream (uint32 words) for every tensor of a GOP, decodable in list order."""
+END_MARKER = 0x4E56  # version 4: the last symbol of every GOP's stream, uniform over 16 bits
+
+
+def _uniform16():
+    return constriction.stream.model.Uniform(1 << 16)
+
+
+def _marker_only() -> np.ndarray:
     coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(np.array([END_MARKER], np.int32), _uniform16())
+    return coder.get_compressed().astype(np.uint32)
+
+
+END_MARKER_WORDS = _marker_only()  # the stream of a version-4 GOP whose every tensor has K = 0
+
+
+def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel], marker: bool = True) -> np.ndarray:
+    """One ANS stream (uint32 words) for every tensor of a GOP, decodable in list order.
+
+    With ``marker`` (bitstream version 4) the stream ends with :data:`END_MARKER`: a stream cut
+    short or padded decodes to another value (or leaves words over), so the entropy decoder
+    itself refuses it, not only the section's CRC."""
+    coder = constriction.stream.stack.AnsCoder()
+    if marker:  # encoded first: decoded last
+        coder.encode_reverse(np.array([END_MARKER], np.int32), _uniform16())
     for lv, m in reversed(list(zip(levels, models))):
         if m.K == 0:
             continue
@@ -148,18 +170,19 @@ def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel]) -> np.n
     return coder.get_compressed().astype(np.uint32)
 
 
-def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[int]) -> list[np.ndarray]:
+def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[int],
+                   marker: bool = True) -> list[np.ndarray]:
     """Inverse of :func:`encode_tensors`; raises EntropyError on any inconsistency.
 
     Nothing from the data reaches constriction unchecked, and any exception it raises on crafted
     words, including a Rust panic (pyo3's PanicException derives from BaseException), becomes an
-    EntropyError. The stream must be consumed exactly.
+    EntropyError. The stream must be consumed exactly (and end with the marker, when ``marker``).
     """
     words = np.asarray(words)
     if words.ndim != 1 or (len(words) and words.dtype != np.uint32):
         raise EntropyError("malformed coded words")
     coded = [m.K > 0 for m in models]
-    if not any(coded):
+    if not any(coded) and not marker:
         if len(words):
             raise EntropyError("coded words present but every tensor is zero")
         return [np.zeros(n, np.int64) for n in sizes]
@@ -176,6 +199,8 @@ def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[in
             if symbols.shape != (n,) or (n and (int(symbols.min()) < 0 or int(symbols.max()) >= m.size)):
                 raise EntropyError("decoded symbol outside its model (corrupted data)")
             out.append(symbols.astype(np.int64) - m.K)
+        if marker and int(np.asarray(coder.decode(_uniform16(), 1))[0]) != END_MARKER:
+            raise EntropyError("the entropy-coded data ends early or late (end marker not found)")
         exhausted = coder.is_empty()
     except EntropyError:
         raise

@@ -102,7 +102,7 @@ def run_fit(model: NeRV, frames: Tensor, base: dict[str, Tensor] | None, state: 
             smooth = p if smooth is None else 0.7 * smooth + 0.3 * p
             rate = state.rate
             coded = float(rate.coded_bits(rate.levels_flat(state.resid))) / (shown_pixels or pixels)  # the file's
-            bar.set_postfix(psnr=f"{smooth:.2f}dB", bpp=f"{coded:.3f}")
+            bar.set_postfix(batch_psnr_coded=f"{smooth:.2f}dB", bpp=f"{coded:.3f}")  # not the file's PSNR
         bar.update()
 
     try:

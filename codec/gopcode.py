@@ -62,7 +62,7 @@ def code_gop(chunk: np.ndarray, gi: int, first: int, plan: GopPlan, *, progress:
     for q, (coded, lam, rollbacks) in fit_rungs(chunk, gi, plan, progress=progress, label=label).items():
         if id(coded) not in done:
             record, bits = gop_record(coded, first, chunk.shape[0])
-            done[id(coded)] = CodedRung(encode_gop(record), len(record.words), bits, lam,
+            done[id(coded)] = CodedRung(encode_gop(record, gi), len(record.words), bits, lam,
                                         decoded_mse(record, chunk, plan), rollbacks)
         out[q] = done[id(coded)]
     return out

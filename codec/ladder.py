@@ -30,6 +30,35 @@ LADDER: dict[int, Rung] = {
 QUALITY_LEVELS: list[int] = sorted(LADDER)
 DEFAULT_QUALITY = 5
 DEFAULT_GOP = 120
+
+# The GOP network's temporal capacity (bitstream 4): from rung ANCHOR_RUNG up its grid gets an
+# anchor every other frame, the init's few anchors resampled exactly onto them, so the fit starts
+# from the init's very picture and the rate term decides which anchors carry detail. At `medium`
+# on three train clips (32 frames; docs/experiments.md, 2026-12-07 "v3 representation"): one
+# anchor per frame paid at -q 5 and 7 on two clips (+0.7 to +2.1 dB, above the 4-anchor curve)
+# and cost on the third (riverboat, -0.2 to -0.5 dB); one every other frame drew the same pictures
+# with 0-17 % fewer bytes. At -q 3 and 4 the extra anchors cost 0.1-0.3 dB: those rungs keep
+# the init's anchors.
+ANCHORS_PER_FRAME = 0.5
+ANCHOR_RUNG = 5
+MAX_GOP_ANCHORS = 255  # bitstreams.format.MAX_ANCHORS (a u8 in the header)
+
+
+def rung_anchors_per_frame(quality: int) -> float:
+    """Temporal anchors per frame a rung's GOP grid gets (0: the init's own anchors)."""
+    return ANCHORS_PER_FRAME if quality >= ANCHOR_RUNG else 0.0
+
+
+def gop_anchors(frames: int, init_anchors: int, per_frame: float = ANCHORS_PER_FRAME) -> int:
+    """Grid anchors of a GOP of ``frames`` frames: at least ``per_frame`` per frame (0: the
+    init's), and ``1 + m (init_anchors - 1)`` so every init anchor falls on one (the init's
+    function exactly)."""
+    want = max(1, math.ceil(frames * per_frame))
+    if init_anchors <= 1 or want <= init_anchors:
+        return max(init_anchors, 1) if want <= init_anchors else min(want, MAX_GOP_ANCHORS)
+    step = init_anchors - 1
+    a = 1 + step * math.ceil((want - 1) / step)
+    return a if a <= MAX_GOP_ANCHORS else 1 + step * ((MAX_GOP_ANCHORS - 1) // step)
 # Rungs fitted together share the schedule's stable phase (the first 1 - decay_fraction of the
 # steps, at the smallest of their lam) when the decay phase has at least
 # codec.encoder.MIN_SHARED_DECAY_STEPS steps; each runs the decay phase alone with its own lam,

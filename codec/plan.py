@@ -8,14 +8,14 @@ a -q rung's rate weight counted per source pixel and raised to the floor of that
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from bitstreams import BitstreamError, Header
 from bitstreams.format import MAX_DIM, check_header, encode_header, param_shapes
-from codec.ladder import DEFAULT_GOP, LADDER, lam_floor, rung_weight
+from codec.ladder import DEFAULT_GOP, LADDER, gop_anchors, lam_floor, rung_anchors_per_frame, rung_weight
 from codec.options import EncodeOptions
 from codec.presets import auto_coded_size, auto_visits, coded_share, coded_size, fit_overrides
 from metanerv.fit import FitSettings
@@ -31,31 +31,34 @@ def gop_length(src: VideoSource, gop: int | None) -> int:
 
 
 def coded_size_groups(src: VideoSource, qualities: list[int], options: EncodeOptions,
-                      config: NeRVConfig) -> list[tuple[list[int], tuple[int, int]]]:
-    """The rungs ``qualities`` grouped by the (width, height) their networks draw: one group
-    at ``--scale N``'s size; with ``--scale auto`` each rung's visit target picks a size and
-    rungs that land on the same one stay together (they share fits)."""
-    if options.scale != "auto":
-        return [(list(qualities), coded_size(src.width, src.height, options.scale))]
+                      config: NeRVConfig) -> list[tuple[list[int], tuple[int, int], float]]:
+    """The rungs ``qualities`` grouped by the (width, height) their networks draw and by their
+    temporal anchors per frame (``codec.ladder.rung_anchors_per_frame``): the size is
+    ``--scale N``'s, or with ``--scale auto`` each rung's visit target picks one; rungs that
+    land on the same size and anchors stay together (they share fits)."""
     gop_frames = gop_length(src, options.gop)
-    if gop_frames < 1:  # an empty source: the writer reports it
-        return [(list(qualities), (src.width, src.height))]
-    by_size: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[tuple[int, int], float], list[int]] = {}
     for q in sorted(qualities):
-        wh = auto_coded_size(options.preset, src.width, src.height, gop_frames, config.total_stride,
-                             options.given, visits=auto_visits(q), tune=options.tune)
-        by_size.setdefault(wh, []).append(q)
-    return list((group, wh) for wh, group in by_size.items())
+        if options.scale != "auto":
+            wh = coded_size(src.width, src.height, options.scale)
+        elif gop_frames < 1:  # an empty source: the writer reports it
+            wh = (src.width, src.height)
+        else:
+            wh = auto_coded_size(options.preset, src.width, src.height, gop_frames, config.total_stride,
+                                 options.given, visits=auto_visits(q), tune=options.tune)
+        groups.setdefault((wh, rung_anchors_per_frame(q)), []).append(q)
+    return [(group, wh, per_frame) for (wh, per_frame), group in groups.items()]
 
 
 def make_header(src: VideoSource, gop_frames: int, config: NeRVConfig, init_file: InitFile | None,
-                coded: tuple[int, int]) -> Header:
+                coded: tuple[int, int], anchors_per_frame: float = 0.0) -> Header:
     """The file's header. Provisional counts when the source does not know its length: the
     writer rewrites them when the last GOP is in (the header's length does not depend on them).
     A video the decoder would refuse (``bitstreams.format.check_header``) is a user error."""
     if src.width > MAX_DIM or src.height > MAX_DIM:
         raise NervcError(f"frame size {src.width}x{src.height} exceeds {MAX_DIM}")
     known = src.num_frames is not None
+    config = replace(config, grid_anchors=gop_anchors(gop_frames, config.grid_anchors, anchors_per_frame))
     header = Header(src.width, src.height, src.num_frames if known else gop_frames, src.fps, gop_frames,
                     -(-src.num_frames // gop_frames) if known else 1, config,
                     init_file.digest if init_file else bytes(16), coded)
@@ -148,7 +151,8 @@ def make_plan(header: Header, known: bool, qualities: list[int], options: Encode
     init_arrays = base_arrays = None
     if init_file:
         init_arrays = {k: v.detach().float().cpu().numpy() for k, v in init_file.state.items()}
-        base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, header.grid_hw).items()}
+        base_arrays = {k: v.numpy() for k, v in init_state_for(init_file.state, header.grid_hw,
+                                                                header.config.grid_anchors).items()}
     scales = lr_scales(init_file, clamp=FIT_LR_CLAMP) if init_file and options.meta_lr else None
     header_bpp = 8 * len(encode_header(header)) / (header.num_frames * header.width * header.height) if known else 0.0
     return GopPlan(header.config, header.grid_hw, header.width, header.height, lams, options, init_arrays,

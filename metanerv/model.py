@@ -263,21 +263,47 @@ def build_model(config: NeRVConfig, grid_hw: tuple[int, int],
                 init_state: dict[str, Tensor] | None = None, seed: int = 0) -> NeRV:
     """A model for a video whose grid is ``grid_hw``: random (seeded) or from an init.
 
-    The init's grid is resampled to ``grid_hw``; every other tensor is copied as is.
+    The init's grid is resampled to ``config.grid_anchors`` anchors and to ``grid_hw``; every
+    other tensor is copied as is.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = NeRV(config, grid_hw)
     if init_state is not None:
-        model.load_state_dict(init_state_for(init_state, grid_hw), strict=True)
+        model.load_state_dict(init_state_for(init_state, grid_hw, config.grid_anchors), strict=True)
     return model
 
 
-def init_state_for(init_state: dict[str, Tensor], grid_hw: tuple[int, int]) -> dict[str, Tensor]:
-    """The init's tensors with the grid resampled to ``grid_hw`` (what delta coding subtracts)."""
+def init_state_for(init_state: dict[str, Tensor], grid_hw: tuple[int, int],
+                   anchors: int | None = None) -> dict[str, Tensor]:
+    """The init's tensors with the grid resampled to ``anchors`` temporal anchors (default: the
+    init's own) and to ``grid_hw``: what delta coding subtracts."""
     out = {k: v.detach().float().clone() for k, v in init_state.items()}
-    out["grid"] = resize_grid(out["grid"], grid_hw)
+    out["grid"] = resize_grid(resample_anchors(out["grid"], anchors or out["grid"].shape[0]), grid_hw)
     return out
+
+
+def resample_anchors(grid: Tensor, anchors: int) -> Tensor:
+    """An init's grid ``[A0, C, h, w]`` at ``anchors`` temporal anchors (SPEC.md "Resampling the
+    init's anchors"): anchor ``k`` is the init's grid at time ``k / (anchors - 1)``, linearly
+    interpolated as the model reads it, with integer positions so the weights are exact.
+
+    With ``anchors - 1`` a multiple of ``A0 - 1`` (4 -> 7, 10, 16, 31, 61 ...) every old anchor
+    is a new one, so the network draws the very frames the init drew: extra anchors add
+    temporal capacity the fit can use, and cost nothing where it leaves them at level 0.
+    """
+    a0 = grid.shape[0]
+    if anchors == a0:
+        return grid
+    g = grid.float()
+    if a0 == 1 or anchors == 1:
+        return g[:1].expand(anchors, *g.shape[1:]).clone()
+    num = torch.arange(anchors, dtype=torch.int64) * (a0 - 1)
+    lo = torch.div(num, anchors - 1, rounding_mode="floor").clamp(max=a0 - 2)
+    w1 = (num - lo * (anchors - 1)).to(torch.float32) / float(anchors - 1)
+    w0 = 1.0 - w1
+    shape = (anchors,) + (1,) * (g.dim() - 1)
+    return g.index_select(0, lo) * w0.view(shape) + g.index_select(0, lo + 1) * w1.view(shape)
 
 
 def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
@@ -286,19 +312,6 @@ def decode_param_shapes(config: NeRVConfig, grid_hw: tuple[int, int]) -> list[tu
         model = NeRV(config, grid_hw)
     params = dict(model.named_parameters())
     return [(n, tuple(params[n].shape)) for n in decode_param_names(model)]
-
-
-def macs_per_pixel(config: NeRVConfig, grid_hw: tuple[int, int], coded_hw: tuple[int, int]) -> float:
-    """Multiply-adds of one decoded frame per coded pixel: the convolutions over the padded frame
-    (the per-frame time MLP and FiLM are a few thousand per frame, counted too)."""
-    h, w = grid_hw
-    c_in = config.grid_channels
-    macs = 2 * config.pe_freqs * config.embed_dim + config.embed_dim ** 2
-    for c, s in zip(config.channels, config.strides):
-        macs += h * w * c_in * 9 * c * s * s + config.embed_dim * 2 * c
-        h, w, c_in = h * s, w * s, c
-    macs += h * w * c_in * 9 * 3
-    return macs / (coded_hw[0] * coded_hw[1])
 
 
 def _keys_cubic(x: np.ndarray, a: float = -0.75) -> np.ndarray:

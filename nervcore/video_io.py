@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -206,6 +207,8 @@ def open_video(path: str | os.PathLike, size: tuple[int, int] | None = None,
     the frames of a container demuxes its packets without decoding them; a raw YUV file is
     counted from its length and a PNG folder from its file list.
     """
+    if str(path) == PIPE:
+        return _PipeSource(sys.stdin.buffer, fps, frames)
     p = Path(path)
     if not p.exists():
         raise NervcError(f"{p}: no such file or directory")
@@ -320,6 +323,56 @@ class _ContainerSource(VideoSource):
                 yield f
 
 
+class _PipeSource(VideoSource):
+    """y4m on a pipe (``-``: standard input), as ``ffmpeg -f yuv4mpegpipe -`` writes it.
+
+    Streamed and read once: its length is unknown until it ends (``num_frames`` is None, which
+    the encoder handles by rewriting the header's counts at the end)."""
+
+    def __init__(self, stream, fps: Fraction | None, sel: slice | None) -> None:
+        if sel is not None and (sel.start or sel.stop is not None):
+            raise NervcError("-: --frames cannot select from a pipe; cut the input before the pipe")
+        self.path = "-"
+        try:
+            self._container = av.open(stream, mode="r", format="yuv4mpegpipe")
+            self._stream = self._container.streams.video[0]
+            self._iter = self._container.decode(self._stream)
+            first = next(self._iter, None)
+        except (av.error.FFmpegError, ValueError, IndexError) as e:
+            raise NervcError(f"-: standard input is not a y4m stream ({_short(e)}); pipe y4m, e.g. "
+                             "ffmpeg -i in.mkv -f yuv4mpegpipe - | nervc encode - out.nerv") from None
+        if first is None:
+            raise NervcError("-: no video frames on standard input")
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
+        self._first = first.to_ndarray(format="rgb24")
+        self.height, self.width = self._first.shape[:2]
+        self.num_frames = None
+        self._used = False
+
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        if self._used:
+            raise NervcError("-: a pipe can be read only once; encode one rung (one coded size) per call")
+        self._used = True
+        buf = [self._first]
+        try:
+            for frame in self._iter:
+                buf.append(frame.to_ndarray(format="rgb24"))
+                if buf[-1].shape != (self.height, self.width, 3):
+                    raise NervcError("-: frame size changes mid-stream; not supported")
+                if len(buf) == n:
+                    yield _stack(buf)
+                    buf = []
+        except (av.error.FFmpegError, ValueError) as e:
+            raise NervcError(f"-: cannot decode the y4m stream ({_short(e)})") from None
+        if buf:
+            yield _stack(buf)
+        self._container.close()
+
+    def read(self) -> Video:
+        return Video(np.concatenate(list(self.chunks(64))), self.fps)
+
+
 def _count_packets(container, stream) -> tuple[int, bool]:
     """Frames in ``stream`` from its packets, without decoding: ``(count, certain)``.
 
@@ -429,8 +482,13 @@ def _short(e: Exception) -> str:
 
 # ---------------------------------------------------------------- writing
 
+PIPE = "-"  # an input or output named "-" is standard input / output, in y4m
+
+
 def output_kind(path: str | os.PathLike) -> str:
-    """'mp4' | 'mkv' | 'y4m' | 'png' (a folder) from the output name."""
+    """'mp4' | 'mkv' | 'y4m' | 'png' (a folder) from the output name; '-' is y4m on stdout."""
+    if str(path) == PIPE:
+        return "y4m"
     p = Path(path)
     ext = p.suffix.lower()
     if ext in (".mp4", ".mkv", ".y4m"):
@@ -461,6 +519,8 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool = Fal
     (PNG frames) may replace only a folder holding nothing but nervc's own frame files.
     """
     p = Path(path)
+    if str(path) == PIPE:
+        return p
     for src in inputs:
         if isinstance(src, (str, os.PathLike)) and same_file(src, p):
             raise NervcError(f"{p}: is the input; write the output under another name")
@@ -501,6 +561,16 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
                 width: int, height: int, overwrite: bool = False) -> None:
     """Write RGB uint8 frames (an iterable of ``[H, W, 3]``) atomically."""
     kind = output_kind(path)
+    if str(path) == PIPE:  # y4m on standard output: streamed, nothing to make atomic
+        out = _StdoutPipe(sys.stdout.buffer)
+        try:
+            _encode_container(out, kind, frames, fps, width, height)
+            out.flush()
+        except Exception:
+            if out.broken:  # PyAV wraps the writer's BrokenPipeError in its own error
+                raise BrokenPipeError("the reader of standard output closed it") from None
+            raise
+        return
     p = check_output(path, overwrite, folder=kind == "png")
     if kind == "png":
         with atomic_output(p, directory=True, own_files=FRAME_FILE) as tmp:
@@ -509,6 +579,36 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
         return
     with atomic_output(p) as tmp:
         _encode_container(str(tmp), kind, frames, fps, width, height)
+
+
+class _StdoutPipe:
+    """Standard output for PyAV's writer, remembering whether its reader went away."""
+
+    def __init__(self, f) -> None:
+        self.f, self.broken = f, False
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except BrokenPipeError:
+            self.broken = True
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            self.broken = True
+            raise
+
+
+def write_side_by_side(path: str | os.PathLike, source: np.ndarray, decoded: np.ndarray) -> None:
+    """One PNG, ``source | decoded`` (a 4-pixel white gap), each at 2x with nearest pixels: what a
+    person compares when judging a codec."""
+    gap = np.full((source.shape[0], 4, 3), 255, np.uint8)
+    both = np.concatenate([source, gap, decoded], axis=1).repeat(2, axis=0).repeat(2, axis=1)
+    with atomic_output(path, suffix=".png") as tmp:
+        _write_png(tmp, both)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -521,7 +621,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
             c.mux(pkt)
 
 
-def _encode_container(name: str, kind: str, frames: Iterable[np.ndarray], fps: Fraction,
+def _encode_container(name, kind: str, frames: Iterable[np.ndarray], fps: Fraction,
                       width: int, height: int) -> None:
     even = width % 2 == 0 and height % 2 == 0
     if kind == "mp4":

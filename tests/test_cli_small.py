@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from codec import cli
@@ -13,7 +14,7 @@ STREAM = Path(__file__).resolve().parents[1] / "bitstreams" / "conformance" / "v
 def test_version(capsys):
     assert main(["--version"]) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith("nervc ") and "bitstream 3.0" in out
+    assert out.startswith("nervc ") and "bitstream 4.0" in out
 
 
 def test_missing_argument_has_one_prefix(capsys):
@@ -25,12 +26,11 @@ def test_missing_argument_has_one_prefix(capsys):
 def test_info_reads_as_lines_and_json(capsys):
     assert main(["info", str(STREAM)]) == 0
     text = capsys.readouterr().out
-    assert "{" not in text and "channels 32,24,16,8" in text and "MACs per coded pixel" in text
+    assert "{" not in text and "channels 32,24,16,8" in text and "MACs per pixel the network draws" in text
     assert main(["info", str(STREAM), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["bytes"] == STREAM.stat().st_size and d["video"]["frames"] == 5
-    assert d["model"]["weights_per_gop"] == sum(
-        __import__("math").prod(t["shape"]) for t in d["gops"][0]["tensors"])
+    assert d["model"]["weights_per_gop"] == sum(math.prod(t["shape"]) for t in d["gops"][0]["tensors"])
     assert 1000 < d["model"]["macs_per_pixel"] < 5000
 
 

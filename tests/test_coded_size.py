@@ -184,7 +184,7 @@ def test_info_names_the_version_and_the_coded_size(tmp_path, capsys, one_thread)
     encode(_clip(2), out, steps=2, scale=2, progress=False)
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "nervc bitstream 3.0" in text and "coded     23x19, resized to 45x37 on decode" in text
+    assert "nervc bitstream 4.0" in text and "coded     23x19, resized to 45x37 on decode" in text
     from pathlib import Path
     v2 = Path(__file__).resolve().parents[1] / "bitstreams" / "conformance" / "v2_delta_q6.nerv"
     assert main(["info", str(v2)]) == 0

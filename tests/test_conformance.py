@@ -22,7 +22,7 @@ from codec import conformance
 from nervcore.errors import NervcError
 
 REPO = Path(__file__).resolve().parents[1]
-VALID = [s.name for s in conformance.STREAMS] + list(conformance.CRAFTED)
+VALID = [s.name for s in conformance.STREAMS] + list(conformance.CRAFTED) + list(conformance.LEGACY)
 
 
 def test_stream_set_is_complete():

@@ -36,7 +36,7 @@ def test_unchanged_init_codes_to_nothing_and_decodes_to_the_init(tmp_path, init_
     reader = BitstreamReader(out)
     gop = reader.read_gop(0)
     init = init_state_for(load_init(init_path).state, reader.header.grid_hw)
-    assert all(t.K == 0 for t in gop.tensors) and len(gop.words) == 0  # residual 0 costs no words
+    assert all(t.K == 0 for t in gop.tensors) and len(gop.words) == 1  # residual 0: the end marker alone
     weights = reconstruct_weights(reader, gop, init)
     assert all(torch.equal(weights[k], init[k]) for k in weights)
     assert load_init(init_path).digest.startswith(reader.header.init_digest)

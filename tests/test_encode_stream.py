@@ -86,7 +86,7 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
             w.add_gop(gops[1])
             w.commit()
     from bitstreams.format import encode_gop
-    section = bytearray(encode_gop(gops[0]))
+    section = bytearray(encode_gop(gops[0], 0))
     section[-1] ^= 1
     with pytest.raises(NervcError, match="damaged GOP section"):
         with BitstreamWriter(old, header) as w:

@@ -298,13 +298,13 @@ def test_entropy_decoder_contains_rust_panics(monkeypatch):
 def test_decode_tensors_edge_cases(words, models, sizes, match):
     w = np.array(words, np.uint32)
     ms = [LaplaceModel(k, r) for k, r in models]
-    if match is None or isinstance(match, list):
-        out = decode_tensors(w, ms, sizes)
+    if match is None or isinstance(match, list):  # version 3 streams: no end marker
+        out = decode_tensors(w, ms, sizes, marker=False)
         assert [o.shape for o in out] == [(n,) for n in sizes]
         assert all((o == (match[i] if match else 0)).all() for i, o in enumerate(out))
     else:
         with pytest.raises(EntropyError, match=match):
-            decode_tensors(w, ms, sizes)
+            decode_tensors(w, ms, sizes, marker=False)
 
 
 # ------------------------------------------------------------------ inits
@@ -368,7 +368,7 @@ def test_version_1_files_are_refused_by_version(tmp_path, tiny):
     """A nervc 0.1 file (version 1.0) gets one clear message, before anything else of it is read:
     the real v1 file kept in the regression corpus, and the bare 8 bytes that say "version 1"."""
     want = (r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads "
-            r"versions 2\.x and 3\.x; decode it with nervc 0\.1 or encode the video again")
+            r"versions 2\.x to 4\.x; decode it with nervc 0\.1 or encode the video again")
     v1 = CORPUS / "regress" / "v1_seed_tinyA_1x1_verbatim.nerv"
     assert v1.read_bytes()[:6] == b"NERV\x01\x00"
     for p in (v1, _write(tmp_path, b"NERV\x01\x00\x51\x00", "bare.nerv"),
@@ -379,12 +379,16 @@ def test_version_1_files_are_refused_by_version(tmp_path, tiny):
         assert msg.startswith(f"{p}: ")
 
 
-@pytest.mark.parametrize("major", [4, 0, 255])
-def test_other_versions_ask_for_an_upgrade(tmp_path, tiny, major):
+@pytest.mark.parametrize("major", [5, 15, 0, 16, 255])
+def test_other_versions_ask_for_an_upgrade_only_when_plausible(tmp_path, tiny, major):
     data = bytearray(tiny.data)
     data[4] = major
     p = _write(tmp_path, fix_crcs(bytes(data)))
-    want = rf"bitstream version {major}\.0 is not supported \(this decoder reads versions 2\.x and 3\.x\); upgrade nervc"
+    if 5 <= major <= 15:
+        want = (rf"bitstream version {major}\.0 is not supported \(this decoder reads versions 2\.x to 4\.x\): "
+                r"the file is from a newer nervc; upgrade nervc")
+    else:
+        want = rf"version {major}\.0 after the magic is no version nervc ever wrote \(the file is corrupt\)"
     with pytest.raises(BitstreamError, match=want):
         BitstreamReader(p)
     _rejected(p, want)
@@ -405,10 +409,10 @@ def test_reader_entry_points_only_raise_nervc_errors(tmp_path, tiny, kind):
         os.mkfifo(p)
     elif kind in ("future", "v1"):
         data = bytearray(tiny.data)
-        data[4] = 4 if kind == "future" else 1
+        data[4] = 5 if kind == "future" else 1
         p.write_bytes(fix_crcs(bytes(data)))
     match = {"missing": "no such file", "dir": "not a file", "empty": "empty file", "fifo": "not a file",
-             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 4.0 is not supported",
+             "short": "not a .nerv file", "text": "not a .nerv file", "future": "version 5.0 is not supported",
              "v1": "no longer supported"}[kind]
     with pytest.raises(BitstreamError, match=match):
         BitstreamReader(p)

@@ -178,12 +178,12 @@ def test_decode_missing_directory_empty_and_text(capsys, out_dir, tmp_path):
 
 def test_decode_future_version(capsys, out_dir, tmp_path):
     data = bytearray(DELTA_SEED.read_bytes())
-    data[4] = 4
+    data[4] = 5
     p = tmp_path / "future.nerv"
     p.write_bytes(fix_crcs(bytes(data)))
-    line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 4.0", out_dir)
+    line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 5.0", out_dir)
     assert "upgrade nervc" in line
-    _fails(capsys, ["info", str(p)], "version 4.0")
+    _fails(capsys, ["info", str(p)], "version 5.0")
     data[4] = 1  # a nervc 0.1 file: named, not called a future version
     p.write_bytes(fix_crcs(bytes(data)))
     line = _fails(capsys, ["decode", str(p), str(out_dir / "o.mkv"), "--quiet"], "version 1.0", out_dir)

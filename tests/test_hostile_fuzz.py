@@ -76,12 +76,16 @@ def test_entropy_round_trip(tensors, data):
         levels.append(np.zeros(data.draw(st.integers(0, 9)), np.int64))
     models = [fit_laplace(lv) for lv in levels]
     assert all(m.K == (int(np.abs(lv).max()) if lv.size else 0) for m, lv in zip(models, levels))
-    words = encode_tensors(levels, models)
+    sizes = [lv.size for lv in levels]
+    words = encode_tensors(levels, models, marker=False)  # version 3
     # no words iff every coded level is -K (symbol 0 leaves the coder's state at 0), which
     # includes every K = 0 (corpus/regress/no_words_all_levels_minus_K.nerv)
     assert (len(words) == 0) == all((lv == -m.K).all() for lv, m in zip(levels, models) if m.K)
-    out = decode_tensors(words, models, [lv.size for lv in levels])
+    out = decode_tensors(words, models, sizes, marker=False)
     assert all(np.array_equal(a, b) for a, b in zip(out, levels))
+    words = encode_tensors(levels, models)  # version 4: never empty, ends with the marker
+    assert len(words) >= 1
+    assert all(np.array_equal(a, b) for a, b in zip(decode_tensors(words, models, sizes), levels))
 
 
 @HYP
@@ -130,19 +134,27 @@ _CFG = NeRVConfig(pe_freqs=1, pe_base=1.0, embed_dim=1, grid_channels=1, grid_an
 
 @pytest.fixture(scope="module")
 def small_reader(tmp_path_factory):
-    """A reader of a valid 1x1 stream of the smallest model (11 tensors), to parse payloads with."""
-    p = tmp_path_factory.mktemp("gop") / "p.nerv"
-    h = fmt.Header(1, 1, 1, Fraction(25), 1, 1, _CFG)
-    fmt.write_bitstream(p, h, [fmt.GopRecord(0, 1, [fmt.TensorRecord(np.float16(0), 0, 0)] * 11)])
-    return BitstreamReader(p)
+    """Readers of a valid 1x1 stream of the smallest model (11 tensors), version 3 and 4, to
+    parse payloads with."""
+    from codec.entropy import END_MARKER_WORDS
+    out = {}
+    for version, words in ((3, np.zeros(0, np.uint32)), (4, END_MARKER_WORDS)):
+        p = tmp_path_factory.mktemp("gop") / f"p{version}.nerv"
+        h = fmt.Header(1, 1, 1, Fraction(25), 1, 1, _CFG, version=version)
+        fmt.write_bitstream(p, h, [fmt.GopRecord(0, 1, [fmt.TensorRecord(np.float16(0), 0, 0)] * 11, words)])
+        out[version] = BitstreamReader(p)
+    return out
 
 
 @HYP
-@given(st.binary(min_size=37, max_size=160))
-def test_gop_parser_on_arbitrary_payloads(small_reader, payload):
+@given(st.binary(min_size=37, max_size=160), st.sampled_from([3, 4]), st.booleans())
+def test_gop_parser_on_arbitrary_payloads(small_reader, payload, version, own_identity):
     """Any payload of a GOP section (past its CRC): a BitstreamError, or records that satisfy
-    every limit of SPEC.md (finite steps >= 0, K <= 32767, R only when K > 0, word counts)."""
-    r = small_reader
+    every limit of SPEC.md (finite steps >= 0, K <= 32767, R only when K > 0, word counts;
+    version 4: the section's own index and frame range)."""
+    r = small_reader[version]
+    if version == 4 and own_identity:  # reach the records past a correct identity, half the time
+        payload = struct.pack("<III", 0, 0, 1) + payload
     try:
         g = r._parse_gop(payload, 0)
     except BitstreamError as e:
@@ -154,7 +166,10 @@ def test_gop_parser_on_arbitrary_payloads(small_reader, payload):
         assert math.isfinite(float(t.step)) and float(t.step) >= 0
         assert 0 <= t.K <= fmt.MAX_LEVEL and (t.K > 0 or t.R == 0)
         coded += math.prod(shape) if t.K else 0
-    assert (coded > 0 or len(g.words) == 0) and len(g.words) <= fmt.max_words(coded)
+    if version == 4:
+        assert 1 <= len(g.words) <= fmt.max_words(coded, marker=True)
+    else:
+        assert (coded > 0 or len(g.words) == 0) and len(g.words) <= fmt.max_words(coded)
 
 
 # ------------------------------------------------------------------ regression corpus

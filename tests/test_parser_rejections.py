@@ -62,9 +62,10 @@ def _levels(seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def _words(levels=None, K: int = 1) -> list[int]:
+def _words(levels=None, K: int = 1, marker: bool = False) -> list[int]:
+    """The default levels' ANS words: version 3 (no end marker) unless ``marker``."""
     levels = _levels() if levels is None else levels
-    return [int(w) for w in encode_tensors(levels, [LaplaceModel(K, R)] * len(levels))]
+    return [int(w) for w in encode_tensors(levels, [LaplaceModel(K, R)] * len(levels), marker=marker)]
 
 
 def varint(n: int) -> bytes:
@@ -91,12 +92,14 @@ class Section:
     length: int | None = None  # declared; None = the payload's length
     crc: int | None = None  # declared; None = the payload's CRC
     payload: bytes | None = None  # raw payload instead of records/words
+    identity: tuple | None = None  # version 4: (gop_index, first_frame, num_frames) first
 
     def bytes(self) -> bytes:
         p = self.payload
         if p is None:
             n = len(self.words) if self.n_words is None else self.n_words
-            p = (b"".join(self.records) + struct.pack("<I", n) + struct.pack(f"<{len(self.words)}I", *self.words)
+            p = ((struct.pack("<III", *self.identity) if self.identity is not None else b"")
+                 + b"".join(self.records) + struct.pack("<I", n) + struct.pack(f"<{len(self.words)}I", *self.words)
                  + self.trailing)
         length = len(p) if self.length is None else self.length
         crc = zlib.crc32(p) if self.crc is None else self.crc
@@ -182,14 +185,15 @@ CASES = [
     # ---- header: identification
     ("bad_magic", Stream(magic=b"NERF"), "header", r"not a \.nerv file \(bad magic\)$"),
     ("version_1", Stream(major=1), "header",
-     r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads versions 2\.x and 3\.x; "
+     r"bitstream version 1\.0 \(nervc 0\.1\) is no longer supported: this decoder reads versions 2\.x to 4\.x; "
      r"decode it with nervc 0\.1 or encode the video again$"),
     ("version_1_minor_3", Stream(major=1, minor=3), "header",
      r"bitstream version 1\.3 \(nervc 0\.1\) is no longer supported"),
-    ("version_4", Stream(major=4), "header",
-     r"bitstream version 4\.0 is not supported \(this decoder reads versions 2\.x and 3\.x\); upgrade nervc$"),
-    ("version_0", Stream(major=0), "header", r"bitstream version 0\.0 is not supported .*upgrade nervc$"),
-    ("version_255", Stream(major=255, minor=9), "header", r"bitstream version 255\.9 is not supported"),
+    ("version_5", Stream(major=5), "header",
+     r"bitstream version 5\.0 is not supported \(this decoder reads versions 2\.x to 4\.x\): the file is "
+     r"from a newer nervc; upgrade nervc$"),
+    ("version_0", Stream(major=0), "header", r"version 0\.0 after the magic is no version nervc ever wrote"),
+    ("version_255", Stream(major=255, minor=9), "header", r"version 255\.9 after the magic .*corrupt"),
     # ---- header: length and CRC
     ("header_length_58", Stream(hlen=58), "header", r"bad header length 58$"),
     ("header_length_1025", Stream(hlen=1025), "header", r"bad header length 1025$"),
@@ -310,6 +314,23 @@ CASES = [
      r"GOP at frame 0: unconsumed entropy-coded data \(corrupted data\)$"),
     ("ans_second_gop", Stream(frames=2, gop=1, sections=[Section(), Section(words=_words() + [5])]), "decode",
      r"GOP at frame 1: unconsumed entropy-coded data \(corrupted data\)$"),
+    # ---- version 4: sections that know their place, streams that end with the marker
+    ("v4_section_of_another_gop", Stream(major=4, frames=2, gop=1, sections=[
+        Section(identity=(1, 1, 1), words=_words(marker=True)), Section(identity=(0, 0, 1), words=_words(marker=True))]),
+     "gop", r"section 0 holds GOP 1: GOP sections swapped, lost or repeated$"),
+    ("v4_section_other_frames", Stream(major=4, frames=3, gop=2, sections=[
+        Section(identity=(0, 0, 1), words=_words(marker=True)), Section(identity=(1, 2, 1), words=_words(marker=True))]),
+     "gop", r"section 0 declares frames 0\.\.0, the header puts frames 0\.\.1 there$"),
+    ("v4_no_words", Stream(major=4, sections=_sec(identity=(0, 0, 1), records=ALL_ZERO, words=[],
+                                                  trailing=bytes(4))), "gop",
+     r"section 0: 0 coded words for 0 coded entries and the end marker$"),
+    ("v4_without_marker", Stream(major=4, sections=_sec(identity=(0, 0, 1))), "decode",
+     r"GOP at frame 0: the entropy-coded data ends early or late \(end marker not found\)$"),
+    ("v4_marker_word_dropped", Stream(major=4, sections=_sec(identity=(0, 0, 1), words=_words(marker=True)[1:])),
+     "decode", r"GOP at frame 0: the entropy-coded data ends early or late"),
+    ("version_200", Stream(major=200), "header",
+     r"not a \.nerv file this nervc can read: version 200\.0 after the magic is no version nervc ever wrote "
+     r"\(the file is corrupt\)$"),
     # ---- init lookup
     ("init_unknown", Stream(init_id=bytes.fromhex("0123456789abcdef0123456789abcdef")), "decode",
      r"encoded with init 0123456789abcdef, which this decoder does not have \(init files given: none given\); "
@@ -343,6 +364,7 @@ def test_minimal_stream_is_valid(tmp_path):
     for name, s in [("zero", Stream(sections=_sec(records=ALL_ZERO, words=[]))),
                     ("3gops", Stream(frames=3, gop=1)),
                     ("version2", Stream(major=2)),  # still read: its coded size is its output size
+                    ("version4", Stream(major=4, sections=_sec(identity=(0, 0, 1), words=_words(marker=True)))),
                     ("coded_smaller", Stream(width=40, height=24, coded=(5, 3))),
                     ("minor", Stream(minor=7)),  # minor versions are ignored
                     ("step-0", Stream(sections=_sec(records=_records(0, record(step=F16["-0"]))))),
@@ -355,7 +377,7 @@ def test_minimal_stream_is_valid(tmp_path):
             lv = [np.zeros(n, np.int64) for n in SIZES[:-1]] + [np.array([fmt.MAX_LEVEL, 0, -fmt.MAX_LEVEL])]
             ms = [LaplaceModel(0, 0)] * (len(SIZES) - 1) + [LaplaceModel(fmt.MAX_LEVEL, 65535)]
             s = Stream(sections=_sec(records=ALL_ZERO[:-1] + [record(K=fmt.MAX_LEVEL, r=65535)],
-                                     words=[int(w) for w in encode_tensors(lv, ms)]))
+                                     words=[int(w) for w in encode_tensors(lv, ms, marker=False)]))
         q = _write(tmp_path, s.bytes(), f"{name}.nerv")
         out = codec.decode(q, None, device="cpu")
         assert out.frames.shape == (s.frames, s.height, s.width, 3), name
@@ -489,13 +511,13 @@ def test_entropy_rejections_the_parser_shadows():
     with pytest.raises(EntropyError, match=r"^malformed coded words$"):
         decode_tensors(np.ones(2, np.float64), m, [3])
     with pytest.raises(EntropyError, match=r"^coded words present but every tensor is zero$"):
-        decode_tensors(np.ones(1, np.uint32), [LaplaceModel(0, 0)], [3])
+        decode_tensors(np.ones(1, np.uint32), [LaplaceModel(0, 0)], [3], marker=False)  # version 3
     with pytest.raises(EntropyError, match=r"^entropy model R=65536, K=1 out of range$"):
         entropy.laplace_counts(65536, 1)
     with pytest.raises(EntropyError, match=r"^entropy model R=5, K=32768 out of range$"):
         entropy.laplace_counts(5, 32768)
     with pytest.raises(EntropyError, match=r"^entropy model R=-1, K=1 out of range$"):
-        decode_tensors(np.ones(1, np.uint32), [LaplaceModel(1, -1)], [3])
+        decode_tensors(np.ones(1, np.uint32), [LaplaceModel(1, -1)], [3], marker=False)
 
 
 def test_entropy_symbol_outside_model_and_panics(monkeypatch):
@@ -541,15 +563,19 @@ def test_ans_overrun_decodes_as_minus_K():
     with -K. A file cannot ask for more symbols than its header's shapes, so this only matters
     for a stream whose words were cut exactly at a symbol boundary or dropped altogether:
     ``ans_truncated`` above is caught because the cut leaves state behind. If the decoder ever counts symbols against the
-    words, turn this into a CASES row."""
+    words, turn this into a CASES row. Version 4 does: its end marker refuses the same overrun."""
     lv = _levels()
     ms = [LaplaceModel(1, R)] * len(lv)
-    words = encode_tensors(lv, ms)
-    out = decode_tensors(words, ms, SIZES[:-1] + [SIZES[-1] + 5])
+    words = encode_tensors(lv, ms, marker=False)
+    out = decode_tensors(words, ms, SIZES[:-1] + [SIZES[-1] + 5], marker=False)
     assert np.array_equal(out[-1][:SIZES[-1]], lv[-1]) and (out[-1][SIZES[-1]:] == -1).all()
     # the extreme case, valid since SPEC.md allows n_words = 0 with coded tensors: no words at
     # all decode as every level -K, whatever the levels were before the words were dropped
-    assert all((o == -1).all() for o in decode_tensors(np.zeros(0, np.uint32), ms, SIZES))
+    assert all((o == -1).all() for o in decode_tensors(np.zeros(0, np.uint32), ms, SIZES, marker=False))
+    words = encode_tensors(lv, ms)  # version 4
+    for sizes, cut in ((SIZES[:-1] + [SIZES[-1] + 5], words), (SIZES, np.zeros(0, np.uint32))):
+        with pytest.raises(EntropyError, match="ends early or late"):
+            decode_tensors(cut, ms, sizes)
 
 
 # ------------------------------------------------------------------ every message has a row

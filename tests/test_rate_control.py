@@ -85,7 +85,7 @@ def test_section_overhead_is_what_a_section_holds_besides_its_words(ks):
     words = np.arange(7, dtype=np.uint32)
     g = GopRecord(first_frame=0, num_frames=4, words=words,
                   tensors=[TensorRecord(step=np.float16(0.01), K=k, R=100 if k else 0) for k in ks])
-    assert section_overhead_bytes(ks) == len(encode_gop(g)) - 4 * len(words)
+    assert section_overhead_bytes(ks) == len(encode_gop(g, 0)) - 4 * len(words)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
     python -m tests.fuzz.make_corpus            # writes tests/fuzz/corpus/seed_*.nerv + inits
     python -m tests.fuzz.make_corpus --regress  # only rewrites tests/fuzz/corpus/regress/
+    python -m tests.fuzz.make_corpus --add-v4   # adds seed4_*: the seeds again as bitstream 4
 
 Most seeds are encoded with the real encoder (a few training steps, so they are quick and
 small) from a cropped real clip; a few are derived from them with the bitstream writer to reach
@@ -144,10 +145,44 @@ def derive(src: Path, recipe: str, out: Path) -> dict:
     return {"bytes": n, "K": [[t.K for t in g.tensors] for g in gops]}
 
 
+def add_v4_seeds() -> dict:
+    """Encode every entry of SEEDS again with today's encoder (bitstream 4: GOP identity, end
+    marker, and at -q 4 and up one grid anchor per frame) as ``seed4_*.nerv`` beside the
+    version-3 seeds, which stay as nervc 0.3 wrote them (version 3 is still read); returns and
+    records their seeds.json entries."""
+    import codec
+    from bitstreams import BitstreamReader
+    from nervcore.video_io import Video, read_video
+
+    clip = read_video(FIXTURE, frames=slice(0, 5))
+    meta = json.loads((CORPUS / "seeds.json").read_text())
+    for name, (init, w, h, n, gop, quality, steps, *scale) in SEEDS.items():
+        out = CORPUS / (name.replace("seed_", "seed4_", 1) + ".nerv")
+        video = Video(clip.frames[:n, 40:40 + h, 60:60 + w].copy(), clip.fps)
+        init_path = CORPUS / f"init_{init}.safetensors" if init and init != "default" else None
+        spec = str(init_path) if init_path else (init or "random")
+        r = codec.encode(video, out, quality=quality, steps=steps, gop=gop, init=spec, progress=False,
+                         overwrite=True, seed=3, scale=scale[0] if scale else 1)
+        rd = BitstreamReader(out)
+        ks = [[t.K for t in rd.read_gop(i).tensors] for i in range(len(rd.sections))]
+        meta[out.name] = {"init": init_path.name if init_path else None, "version": 4,
+                          "encoded_with": spec if not init_path else init_path.name,
+                          "width": w, "height": h, "frames": n, "gop": gop, "quality": quality,
+                          "steps": steps, "bytes": r.num_bytes, "scale": scale[0] if scale else 1,
+                          "anchors": rd.header.config.grid_anchors,
+                          "max_K": max(max(k) for k in ks), "zero_K_tensors": sum(k.count(0) for k in ks)}
+        print(f"{out.name}: {r.num_bytes} bytes, {rd.header.config.grid_anchors} anchors, K per GOP {ks}")
+    (CORPUS / "seeds.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if "--regress" in (sys.argv[1:] if argv is None else argv):
         make_regress()
+        return 0
+    if "--add-v4" in (sys.argv[1:] if argv is None else argv):
+        add_v4_seeds()
         return 0
     import codec
     from bitstreams import BitstreamReader

@@ -104,9 +104,14 @@ def all_inits(corpus: Path = CORPUS) -> list[str]:
 
 
 def zero_gop(h: Header, first: int, n: int) -> GopRecord:
-    """A GOP whose every tensor has ``K = 0`` (no words): valid for any header."""
+    """A GOP whose every tensor has ``K = 0`` (no words; version 4: the end marker's one word):
+    valid for any header."""
     shapes = param_shapes(h.config, h.grid_hw)
-    return GopRecord(first, n, [TensorRecord(np.float16(0), 0, 0) for _ in shapes])
+    words = np.zeros(0, np.uint32)
+    if h.version >= 4:
+        from codec.entropy import END_MARKER_WORDS
+        words = END_MARKER_WORDS.copy()
+    return GopRecord(first, n, [TensorRecord(np.float16(0), 0, 0) for _ in shapes], words)
 
 
 # ------------------------------------------------------------------ CRC / length repair
@@ -245,14 +250,16 @@ class MutGop:
 
     tensors: list  # TensorRecord | bytes
     words: np.ndarray
+    identity: tuple | None = None  # version 4: (gop_index, first_frame, num_frames); None: version 3
     n_words: int | None = None  # declared word count; None = len(words)
     trailing: bytes = b""  # payload bytes after the words
     kind: int = SECTION_GOP
     length_delta: int = 0  # added to the declared section length (the CRC covers the payload)
 
     @classmethod
-    def of(cls, g: GopRecord) -> "MutGop":
-        return cls([copy.deepcopy(t) for t in g.tensors], np.asarray(g.words, np.uint32).copy())
+    def of(cls, g: GopRecord, version: int = 3) -> "MutGop":
+        ident = (g.index or 0, g.first_frame, g.num_frames) if version >= 4 else None
+        return cls([copy.deepcopy(t) for t in g.tensors], np.asarray(g.words, np.uint32).copy(), ident)
 
 
 def _record(t) -> bytes:
@@ -261,16 +268,19 @@ def _record(t) -> bytes:
 
 def serialize_section(g: MutGop) -> bytes:
     n = len(g.words) if g.n_words is None else g.n_words
-    payload = (b"".join(_record(t) for t in g.tensors) + struct.pack("<I", n % (1 << 32))
+    ident = b"" if g.identity is None else struct.pack("<III", *(v % (1 << 32) for v in g.identity))
+    payload = (ident + b"".join(_record(t) for t in g.tensors) + struct.pack("<I", n % (1 << 32))
                + np.asarray(g.words, "<u4").tobytes() + g.trailing)
     length = max(0, len(payload) + g.length_delta) % (1 << 32)
     return struct.pack("<BII", g.kind % 256, length, zlib.crc32(payload)) + payload
 
 
 def serialize(header: Header, gops: list) -> bytes:
-    """Header and sections (``GopRecord`` or ``MutGop``) with valid CRCs."""
+    """Header and sections (``GopRecord`` or ``MutGop``) with valid CRCs, in the header's version
+    (a ``GopRecord`` of version 4 gets its position as its index)."""
     return encode_header(header) + b"".join(
-        serialize_section(g) if isinstance(g, MutGop) else encode_gop(g) for g in gops)
+        serialize_section(g) if isinstance(g, MutGop) else encode_gop(g, i, header.version)
+        for i, g in enumerate(gops))
 
 
 def _clamp(v: int, bits: int, signed: bool = False) -> int:
@@ -375,7 +385,7 @@ def poke_header(rng: random.Random, data: bytes) -> tuple[bytes, str]:
         bits = 8 * struct.calcsize(fmt_)
         cur = struct.unpack_from("<" + fmt_, b, off)[0] if off + bits // 8 <= len(b) else 0
         width, height = struct.unpack_from("<HH", b, 8) if len(b) >= 12 else (1, 1)
-        extra = {"version_major": [1, 2, 3, 4, 0, 255],
+        extra = {"version_major": [1, 2, 3, 4, 5, 0, 16, 255],
                  "header_length": [fixed, fixed + 3 * n_blocks - 1, fixed + 3 * n_blocks + 1,
                                    FIXED_HEADER_V2 + 3 * n_blocks, FIXED_HEADER + 3 * n_blocks, 1024, 1025],
                  "coded_width": [0, 1, width, width + 1], "coded_height": [0, 1, height, height + 1],
@@ -532,8 +542,13 @@ def mutate_sections(rng: random.Random, gops: list[MutGop]) -> str:
     if not gops:
         return "no-gops"
     gi = rng.randrange(len(gops))
-    f = rng.choice(["order", "missing", "extra"])
-    if f == "order" and len(gops) > 1:
+    f = rng.choice(["order", "missing", "extra", "identity"])
+    if f == "identity" and gops[gi].identity is not None:  # version 4: the section's own claim
+        k = rng.randrange(3)
+        ident = list(gops[gi].identity)
+        ident[k] = rng.choice([ident[k] + 1, ident[k] - 1, 0, 1, (1 << 32) - 1, rng.randrange(1 << 32)])
+        gops[gi].identity = tuple(ident)
+    elif f == "order" and len(gops) > 1:
         i, j = rng.sample(range(len(gops)), 2)
         gops[i], gops[j] = gops[j], gops[i]
     elif f == "missing":
@@ -545,7 +560,7 @@ def mutate_sections(rng: random.Random, gops: list[MutGop]) -> str:
 
 def structured(rng: random.Random, seed: Seed, inits_digests: list[bytes] = ()) -> tuple[bytes, str]:
     h = copy.deepcopy(seed.header)
-    gops = [MutGop.of(g) for g in seed.gops]
+    gops = [MutGop.of(g, h.version) for g in seed.gops]
     tags, pokes = [], 0
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         r = rng.random()
