@@ -59,7 +59,7 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
 
     Measured against the previous controller (dual ascent on log lam during the whole fit,
     which over-shot because a short fit's rate keeps falling after lam rises: carphone 32
-    frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): benchmarks/README.md "Rate control".
+    frames at 0.05 bpp ended at 0.0063 bpp, 12.6 dB): docs/experiments.md "rate-prior", "bpp-control".
     """
     goal = (s.target_bpp - header_bpp) * pixels  # the GOP section's bits
     levels_guess = goal - 8 * section_overhead_bytes([1] * len(decode_param_names(model))) - 32
@@ -94,7 +94,7 @@ def fit_to_rate(model, target, base, s: FitSettings, pixels: int, header_bpp: fl
     # Only ever coarsen: finer steps than the fit's turn the residuals it parked inside the zero
     # bin (free under the rate term, never meant to be coded) into noise. carphone, 120 frames,
     # --bpp 0.008: refined onto the target 2,975 B at 17.13 dB; the branch as fitted 1,397 B at
-    # 21.41 dB (benchmarks/README.md "Rate control").
+    # 21.41 dB (docs/experiments.md "rate-prior", "bpp-control").
     if bits <= goal:
         return finish_fit(chosen), lam, chosen.rollbacks
     return finish_fit_at_rate(chosen, max(goal - side, 0.0)), lam, chosen.rollbacks

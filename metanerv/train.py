@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spatial", action=argparse.BooleanOptionalAction, default=False,
                    help="spatial guidance: the multi-resolution loss over the decoder's stages "
                         "(off by default since 2026-11-28: at equal compute it did not earn its "
-                        "place, README 'Guidance'; --no-spatial: final-output loss only)")
+                        "place, docs/experiments.md 'guidance-c8'; --no-spatial: final-output loss only)")
     g.add_argument("--scale-weights", type=_csv_floats, default=DEFAULT_SCALE_WEIGHTS,
                    help="multi-resolution loss weights, coarsest first")
     g.add_argument("--no-temporal", action="store_true", help="every task has --frames frames")
