@@ -16,7 +16,7 @@ exists is not trained again, an interrupted session continues from its checkpoin
 whose record exists is not run again. Writes ``OUT/curve.json``, ``OUT/table.md`` and
 ``OUT/curve.png``; the work (checkpoints, snapshots, fit records) goes under ``--work``.
 
-    python -m benchmarks.meta_data_curve --runs 62:1,8:1,32:1,16:1,62:2 --snapshots 100,200,300
+    python -m benchmarks.meta_data_curve --runs all:1,8:1,all:2,32:1 --snapshots 100,200
 """
 from __future__ import annotations
 
@@ -78,11 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_runs(spec: str, n_meta: int) -> list[tuple[int, int]]:
+def parse_runs(spec: str, n_meta: int, snapshots: list[int]) -> list[tuple[int, int, list[int]]]:
+    """``N:SEED`` or ``N:SEED:T1/T2/...`` (this run's own snapshots) items, comma-separated.
+
+    A run's outer-step budget is its last snapshot: a run given more snapshots later continues
+    from its checkpoint with the longer budget (its step-size decay and frame ramp are stretched
+    from there on; the snapshots it has keep their own)."""
     runs = []
     for item in spec.split(","):
-        n, _, seed = item.strip().partition(":")
-        runs.append((n_meta if n == "all" else int(n), int(seed or 1)))
+        n, seed, own = (item.strip().split(":") + ["", ""])[:3]
+        snaps = sorted({int(t) for t in own.split("/")}) if own else snapshots
+        runs.append((n_meta if n == "all" else int(n), int(seed or 1), snaps))
     return runs
 
 
@@ -224,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     leaked = sorted(set(eval_clips) - set(splits.HELD_BACK))
     if leaked:
         raise SystemExit(f"--eval-clips {', '.join(leaked)}: not held back, an init may have seen them")
-    runs = parse_runs(opts.runs, len(meta))
     snapshots = sorted({int(t) for t in opts.snapshots.split(",")})
-    if any(t % opts.tasks_per_step for t in snapshots):
-        raise SystemExit("--snapshots must be multiples of --tasks-per-step")
+    runs = parse_runs(opts.runs, len(meta), snapshots)
+    if any(t % opts.tasks_per_step for _, _, snaps in runs for t in snaps):
+        raise SystemExit("snapshots must be multiples of --tasks-per-step")
     opts.train_args = opts.train_args + f" --tasks-per-step {opts.tasks_per_step}"
-    measured = sorted({int(t) for t in (opts.eval_snapshots or opts.snapshots).split(",")})
+    only = {int(t) for t in opts.eval_snapshots.split(",")} if opts.eval_snapshots else None
     steps = sorted({int(s) for s in opts.steps.split(",")})
     ref = [("reference", opts.reference)] if opts.reference else []
     result: dict = {
@@ -241,11 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         "eval_clips": eval_clips, "steps": steps, "rows": [], "runs": {}, "random_psnr": {},
     }
     result["protocol"] = ", ".join(f"{k} {v}" for k, v in result["protocol"].items() if k != "clips")
-    for n, seed in runs:
-        files = train_run(opts, n, seed, snapshots)
-        run_info = load_init(files[snapshots[-1]]).info
-        result["runs"][f"{n}:{seed}"] = {"clips": run_info["split"]["clips"],
-                                         "seconds": run_info["seconds"], "tasks": run_info["tasks"]}
+    for n, seed, snaps in runs:
+        files = train_run(opts, n, seed, snaps)
+        measured = [t for t in snaps if only is None or t in only]
+        result["runs"][f"{n}:{seed}"] = {"clips": load_init(files[snaps[-1]]).info["split"]["clips"],
+                                         "snapshots": {t: {"seconds": load_init(f).info["seconds"],
+                                                           "command": load_init(f).info["command"]}
+                                                       for t, f in files.items()}}
         if opts.no_eval:
             continue
         inits = [("random", "random")] + ref + [(f"c{n}s{seed}t{t}", str(files[t])) for t in measured]

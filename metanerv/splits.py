@@ -144,3 +144,30 @@ def select(videos: Sequence[Path], split: str, clips: int | None = None, seed: i
         sources = train_sources(manifest) if manifest else {}
         names = nested(names, sources, clips, seed)
     return [by_name[n] for n in sorted(names)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m metanerv.splits [held|eval|meta|old] [DIR]``: the clip names, comma-separated,
+    e.g. for ``benchmarks.adaptation --data DIR --clips $(python -m metanerv.splits held)``."""
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv)
+    which = args[0] if args else "held"
+    if which == "held":
+        names = list(HELD_BACK)
+    elif which == "eval":
+        names = list(EVAL_CLIPS)
+    elif which == "old":
+        names = list(OLD_TRAIN)
+    elif which == "meta":
+        from metanerv.tasks import list_videos
+        folder = args[1] if len(args) > 1 else str(Path(__file__).resolve().parents[2] / "shared" / "data" / "train")
+        names = [p.name for p in select(list_videos(folder), "meta")]
+    else:
+        print("usage: python -m metanerv.splits [held|eval|meta|old] [DIR]", file=sys.stderr)
+        return 2
+    print(",".join(names))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -99,3 +99,10 @@ def test_data_curve_driver_tiny(tmp_path):
     mtime = (work / "c2-s1" / "t8.safetensors").stat().st_mtime_ns
     assert meta_data_curve.main(argv) == 0
     assert (work / "c2-s1" / "t8.safetensors").stat().st_mtime_ns == mtime
+    # a run given a later snapshot continues from its checkpoint to it
+    argv[argv.index("1:1,all:1")] = "all:1:4/8/12"
+    assert meta_data_curve.main(argv) == 0
+    res = json.loads((out / "curve.json").read_text())
+    assert [(r["clips"], r["tasks"]) for r in res["rows"]] == [(2, 4), (2, 8), (2, 12)]
+    assert "--steps 6" in res["runs"]["2:1"]["snapshots"]["12"]["command"]
+    assert (work / "c2-s1" / "t8.safetensors").stat().st_mtime_ns == mtime
