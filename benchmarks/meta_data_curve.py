@@ -166,6 +166,7 @@ def _fmt(x: float | None) -> str:
 def write_outputs(opts, result: dict) -> None:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
+    result["rows"].sort(key=lambda r: (r["clips"], r["seed"], r["tasks"]))
     write_bytes_atomic(out / "curve.json", (json.dumps(result, indent=1) + "\n").encode(), fsync=False)
     steps = result["steps"]
     lines = [f"Lead over a random init on {len(result['eval_clips'])} held-back clips (dB, median / mean "
@@ -193,12 +194,16 @@ def plot(result: dict, path: Path) -> None:
     if not rows:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    last = max(r["tasks"] for r in rows)
+    # the most tasks every run reached; seeds of one clip count: each a dot, their mean the line
+    last = min(max(r["tasks"] for r in rows if (r["clips"], r["seed"]) == k)
+               for k in {(r["clips"], r["seed"]) for r in rows})
     ax = axes[0]
-    for n in steps:
-        pts = sorted((r["clips"], r["lead"][str(n)]["median"]) for r in rows if r["tasks"] == last)
-        if pts:
-            ax.plot(*zip(*pts), "o-", label=f"{n} steps")
+    for n, colour in zip(steps, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        at = [r for r in rows if r["tasks"] == last]
+        xs = sorted({r["clips"] for r in at})
+        ys = [float(np.mean([r["lead"][str(n)]["median"] for r in at if r["clips"] == c])) for c in xs]
+        ax.plot(xs, ys, "-", color=colour, label=f"{n} steps")
+        ax.plot([r["clips"] for r in at], [r["lead"][str(n)]["median"] for r in at], "o", color=colour)
     ax.set_xscale("log", base=2)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("meta-training clips")

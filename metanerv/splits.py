@@ -16,7 +16,9 @@ was meta-trained on 2026-11-28 on the 16 clips ``train/`` held then (``OLD_TRAIN
 16 -- airplane, chaplin, cup, whisper -- which the shipped init had seen.)
 
 ``EVAL_CLIPS`` are six of the 13, cheap at the coded half size, that the data-scaling curve
-(``benchmarks/meta_data_curve.py``) adapts to; the rest are for longer measurements.
+(``benchmarks/meta_data_curve.py``) adapts to by default (its 2026-12-07 record measured four
+of them, armwrestle, archery, motorway and stream, for budget); the rest are for
+longer measurements.
 
 ``nested(names, sources, n, seed)`` gives the first ``n`` clips of one fixed order of the
 meta-training clips, a seeded round-robin over sources, so that a smaller subset is always
