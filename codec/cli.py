@@ -262,6 +262,7 @@ META_TRAIN_BOUNDS = {
     "ramp": ("(]", 0, 1), "sides": ("[]", 1, math.inf), "grid": ("[]", 1, math.inf),
     "cache_mb": ("[]", 0, math.inf), "short_side": ("[]", 1, math.inf), "max_frames": ("[]", 1, math.inf),
     "max_tstride": ("[]", 1, math.inf), "threads": ("[]", 1, math.inf), "ckpt_minutes": ("[]", 0, math.inf),
+    "clips": ("[]", 1, math.inf),
 }
 
 

@@ -39,7 +39,7 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from nervcore.errors import NervcError
-from metanerv import maml
+from metanerv import maml, splits
 from metanerv.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from metanerv.init_file import FIT_LR_CLAMP, InitFile, load_init, lr_scales, save_init
 from metanerv.losses import META_LOSSES, multiscale_loss, psnr, task_distortion
@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nervc meta-train",
                                 description="Meta-learn a NeRV initialization from a folder of videos.")
     p.add_argument("data", metavar="DIR", help="folder of training videos")
+    p.add_argument("--split", choices=splits.SPLITS, default="all",
+                   help="which of DIR's videos to train on: all, meta (drop the held-back clips of "
+                        "metanerv.splits, which every held-out measurement uses) or held")
+    p.add_argument("--clips", type=int, default=None, metavar="N",
+                   help="train on the first N clips of the split's fixed nested order (spread over "
+                        "sources; N=8 is part of N=16): data-scaling runs")
+    p.add_argument("--clip-seed", type=int, default=splits.SUBSET_SEED,
+                   help="seed of the nested clip order (--clips)")
     p.add_argument("--out", required=True, help="init file to write (.safetensors)")
     g = p.add_argument_group("budget")
     g.add_argument("--steps", type=int, default=None, help="outer steps (total, across resumes)")
@@ -424,6 +432,10 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
                           crop_widths=tuple(opts.crop_widths), gops=tuple(opts.gops),
                           native_cache_mb=opts.native_cache_mb, native_max_side=opts.native_max_side,
                           colour=opts.colour_aug)
+    if opts.split != "all" or opts.clips is not None:
+        # before any video is opened: a held-back clip is never decoded by a --split meta run
+        sampler.videos = splits.select(sampler.videos, opts.split, opts.clips, opts.clip_seed)
+    split_key = {"name": opts.split, "clips": [p.name for p in sampler.videos]}
     if opts.warm_cache:
         # the disk cache lets ranks share the down copies; frame counts are per process
         full_res = "native" in sampler.mix or "crop" in sampler.mix
@@ -470,6 +482,9 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
         if made != (list(opts.inner_rate) if opts.inner_rate else None):
             raise NervcError(f"checkpoint {ckpt_path}: made with --inner-rate "
                              f"{','.join(map(str, made)) if made else '(none)'}, not as given now")
+        if state.get("split", split_key) != split_key:
+            raise NervcError(f"checkpoint {ckpt_path}: made on another split or clip subset "
+                             f"({state.get('split')}), not {split_key}")
         if state.get("loss", "ssim") != opts.loss:
             raise NervcError(f"checkpoint {ckpt_path}: made with --loss {state.get('loss', 'ssim')}, "
                              f"not {opts.loss}")
@@ -513,6 +528,7 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "step": step, "elapsed": elapsed, "tasks": tasks_done, "algo": opts.algo, "loss": opts.loss,
             "inner_rate": list(opts.inner_rate) if opts.inner_rate else None,
             "learn_lr": bool(opts.learn_lr), "config": config.to_dict(), "world_size": world,
+            "split": split_key,
             "optimizer": opt_meta, "command": command, "started": started, "start_from": start_from,
             "rng": {"seed": opts.seed, "scheme": "numpy default_rng([seed, rank, step, task])"}})
 
@@ -591,6 +607,8 @@ def run(opts: argparse.Namespace, argv: list[str]) -> dict[str, Tensor]:
             "temporal_guidance": schedule.to_dict() if schedule.enabled else None,
             "task_sides": list(opts.sides), "batch": opts.batch, "max_tstride": opts.max_tstride,
             "task_mix": sampler.mix, "max_frames": opts.max_frames, "colour_aug": opts.colour_aug,
+            "split": {"name": opts.split, "clips": [p.name for p in sampler.videos],
+                      **({"nested_n": opts.clips, "clip_seed": opts.clip_seed} if opts.clips else {})},
             "seed": opts.seed,
             "start_from": start_from,
             "final_query_psnr": None if ema_psnr is None else round(ema_psnr, 3),
