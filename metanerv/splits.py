@@ -1,7 +1,7 @@
 """The fixed split of ``train/`` into meta-training clips and held-back clips.
 
 Every claim about a meta-learned init is measured on clips no init being measured has seen:
-the held-back train clips below, and the bench clips (never trained on at all). The split is
+the held-back train clips below, and the rate–distortion protocol's clips (never trained on at all). The split is
 data in the product, so a run cannot leak by accident: ``nervc meta-train DIR --split meta``
 drops every held-back clip from DIR before anything is opened (``select``), and records the
 clips it kept in the init it writes.
@@ -16,7 +16,7 @@ was meta-trained on 2026-11-28 on the 16 clips ``train/`` held then (``OLD_TRAIN
 16 -- airplane, chaplin, cup, whisper -- which the shipped init had seen.)
 
 ``EVAL_CLIPS`` are six of the 13, cheap at the coded half size, that the data-scaling curve
-(``benchmarks/meta_data_curve.py``) adapts to by default (its 2026-12-07 record measured four
+(the meta-data driver of the evaluation tools) adapts to by default (its 2026-12-07 record measured four
 of them, armwrestle, archery, motorway and stream, for budget); the rest are for
 longer measurements.
 
@@ -43,7 +43,7 @@ HELD_BACK: tuple[str, ...] = (
     "20_armwrestle_340x256_96f.mp4",       # open-mmlab/mmaction2: people, indoor sport
     "25_kitten_568x320_96f.mp4",           # gaomingqi/Track-Anything: animal
     "32_tram_night_640x360_31f.mp4",       # ckkelvinchan/RealBasicVSR: city at night, vehicles
-    "33_market_960x540_45f.mp4",           # yoxu515/aot-benchmark: city crowd
+    "33_market_960x540_45f.mp4",           # yoxu515 (source in MANIFEST.tsv): city crowd
     "36_pancake_426x240_96f.mp4",          # dmlc/decord: indoor, hands, cooking
     "39_bottles_640x360_96f.mp4",          # intel-iot-devkit/sample-videos: factory line
     "43_face_outdoor_480x480_96f.mp4",     # KwaiVGI/LivePortrait: face
@@ -150,7 +150,7 @@ def select(videos: Sequence[Path], split: str, clips: int | None = None, seed: i
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m metanerv.splits [held|eval|meta|old] [DIR]``: the clip names, comma-separated,
-    e.g. for ``benchmarks.adaptation --data DIR --clips $(python -m metanerv.splits held)``."""
+    e.g. for the adaptation harness's ``--clips $(python -m metanerv.splits held)``."""
     import sys
     args = list(sys.argv[1:] if argv is None else argv)
     which = args[0] if args else "held"
