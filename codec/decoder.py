@@ -312,9 +312,9 @@ def decode(path: str | os.PathLike, output: str | os.PathLike | None = None, *,
         return DecodeResult(out, h.fps, sel.start, time.perf_counter() - start, dev.type, len(sel), h.width, h.height)
     try:
         write_video(output, (f for c in chunks for f in c), h.fps, h.width, h.height, overwrite=overwrite)
+    except BrokenPipeError:  # the reader of '-' went away: the CLI ends quietly
+        raise
     except OSError as e:
-        if isinstance(e, BrokenPipeError):
-            raise
         raise NervcError(f"{output}: cannot write ({e.strerror or e})") from None
     finally:
         chunks.close()

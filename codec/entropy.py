@@ -144,15 +144,6 @@ def _uniform16():
     return constriction.stream.model.Uniform(1 << 16)
 
 
-def _marker_only() -> np.ndarray:
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(np.array([END_MARKER], np.int32), _uniform16())
-    return coder.get_compressed().astype(np.uint32)
-
-
-END_MARKER_WORDS = _marker_only()  # the stream of a version-4 GOP whose every tensor has K = 0
-
-
 def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel], marker: bool = True) -> np.ndarray:
     """One ANS stream (uint32 words) for every tensor of a GOP, decodable in list order.
 
@@ -168,6 +159,9 @@ def encode_tensors(levels: list[np.ndarray], models: list[LaplaceModel], marker:
         symbols = (np.asarray(lv, np.int64).ravel() + m.K).astype(np.int32)
         coder.encode_reverse(symbols, _categorical(m))
     return coder.get_compressed().astype(np.uint32)
+
+
+END_MARKER_WORDS = encode_tensors([], [])  # the stream of a version-4 GOP whose every tensor has K = 0
 
 
 def decode_tensors(words: np.ndarray, models: list[LaplaceModel], sizes: list[int],

@@ -54,8 +54,10 @@ def gop_anchors(frames: int, init_anchors: int, per_frame: float = ANCHORS_PER_F
     init's), and ``1 + m (init_anchors - 1)`` so every init anchor falls on one (the init's
     function exactly)."""
     want = max(1, math.ceil(frames * per_frame))
-    if init_anchors <= 1 or want <= init_anchors:
-        return max(init_anchors, 1) if want <= init_anchors else min(want, MAX_GOP_ANCHORS)
+    if want <= init_anchors:
+        return init_anchors
+    if init_anchors <= 1:  # one anchor is a constant: any count keeps it
+        return min(want, MAX_GOP_ANCHORS)
     step = init_anchors - 1
     a = 1 + step * math.ceil((want - 1) / step)
     return a if a <= MAX_GOP_ANCHORS else 1 + step * ((MAX_GOP_ANCHORS - 1) // step)
