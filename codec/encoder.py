@@ -41,6 +41,7 @@ from codec.writer import write_outputs
 from metanerv.init_file import InitFile
 from metanerv.model import NeRVConfig
 from nervcore.errors import NervcError
+from nervcore.messages import say
 from nervcore.video_io import Video, VideoSource, as_source, check_output
 
 
@@ -102,6 +103,8 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         if link:
             use_local_rank_gpu(dev)
         src = as_source(source, size=options.size, fps=options.fps, frames=options.frames)
+        for level, text in src.notes if rank == 0 else ():  # what reading the input loses, once
+            say(level, text)
         if src.num_frames is None and world > 1:
             raise NervcError(f"{src.path}: --distributed needs a source whose frame count is known "
                              "before it is decoded")

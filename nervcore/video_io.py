@@ -6,11 +6,14 @@ YUV 4:2:0 (``.yuv``/``.i420``, size from ``--size`` or the file name) and folder
 ``VideoSource`` that knows its size, rate and frame count up front (containers are counted by
 demuxing packets, raw YUV from the file length, PNG folders from the file list) and decodes
 ``chunks(n)`` of ``n`` frames on demand, so a long clip is never held in memory at once. Both
-give the same pixels through the same conversion (PyAV ``to_ndarray(format="rgb24")``).
+give the same pixels through the same conversion (PyAV ``to_ndarray(format="rgb24")``, then the
+display matrix applied). What the conversion drops (bit depth, alpha, HDR tags, sample aspect
+ratio, audio, variable timing) is in each source's ``notes`` (:mod:`nervcore.input_facts`); a
+container that ends before its header says is refused.
 
-Sinks, chosen by the output name: ``.mp4`` (H.264, visually lossless), ``.mkv`` (FFV1,
-lossless), ``.y4m`` and a PNG folder. Every sink writes to a temporary name and renames, so an
-interrupted write never leaves a partial file.
+Sinks, chosen by the output name: ``.mp4`` (H.264 4:2:0, visually lossless; an odd size is
+padded to even, with a note), ``.mkv`` (FFV1, lossless), ``.y4m`` and a PNG folder. Every sink
+writes to a temporary name and renames, so an interrupted write never leaves a partial file.
 """
 from __future__ import annotations
 
@@ -27,12 +30,15 @@ import numpy as np
 
 from nervcore.atomic import atomic_output
 from nervcore.errors import NervcError
+from nervcore.input_facts import Message, Orientation, conversion_notes, orientation, timing_warning
+from nervcore.messages import note
 
 RAW_EXTS = {".yuv", ".i420", ".raw"}
 IMAGE_EXTS = {".png"}
 NAMED_SIZES = {"sqcif": (128, 96), "qcif": (176, 144), "cif": (352, 288), "4cif": (704, 576),
                "720p": (1280, 720), "1080p": (1920, 1080)}
 MAX_DIM = 16384
+HEADER_DURATION_FORMATS = ("matroska", "mov", "mp4", "avi")  # FFmpeg format names
 DEFAULT_FPS = Fraction(25)
 AVCOL_SPC_SMPTE170M = 6  # FFmpeg's AVColorSpace for the BT.601 matrix (525-line flavour)
 AVCOL_RANGE_MPEG = 1  # limited range: Y in 16..235, Cb/Cr in 16..240
@@ -139,6 +145,7 @@ class VideoSource:
     height: int
     fps: Fraction
     num_frames: int
+    notes: list[Message] | tuple = ()  # what reading loses or changes, one line each (input_facts)
 
     def chunks(self, n: int) -> Iterator[np.ndarray]:
         """Consecutive ``uint8 [k, H, W, 3]`` RGB chunks of ``n`` frames (the last may be shorter).
@@ -270,26 +277,53 @@ def _range_len(total: int, sel: slice) -> int:
 
 
 class _ContainerSource(VideoSource):
-    """Anything FFmpeg demuxes; frames are decoded by PyAV as the chunks are consumed."""
+    """Anything FFmpeg demuxes; frames are decoded by PyAV as the chunks are consumed.
+
+    Opening it demuxes every packet once (no decoding): the frame count, the timestamps (for
+    the variable-frame-rate warning) and whether the file ends before its header says it does.
+    A file that ends early is refused unless ``--frames`` stays within what it holds.
+    """
 
     def __init__(self, p: Path, fps: Fraction | None, sel: slice) -> None:
         self.path, self.sel = str(p), sel
+        self._orient, self._skip_corrupt = Orientation(), False
         with self._open() as container:
             stream = self._stream(container)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            self.fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
-            total, certain = _count_packets(container, stream)
-        if not certain:
+            own = tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS
+            self.fps = fps or own
+            scan = _scan_packets(container, stream)
+            announced = _announced_frames(container, stream, scan, own)
+            time_base, audio = stream.time_base, len(container.streams.audio)
+            sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        total = scan.count
+        if announced is not None:  # decode what is there, the partial last packet left out
+            self._skip_corrupt = True
+            total = self._count_by_decoding()
+            if sel.stop is None or sel.stop > total:
+                what = f"--frames 0:{total} encodes what is there" if total else "no frame decodes"
+                raise NervcError(f"{p}: the file ends early: read {total} of {announced} frames (cut "
+                                 f"short, or still being written); {what}")
+        elif not scan.certain:
             total = self._count_by_decoding()
         self.total_frames = total
         self.num_frames = _range_len(total, sel)
         self._to_end = sel.stop is None or sel.stop >= total
         self.width = self.height = 0
+        self.notes = []
         if self.num_frames:
-            first = next(self._decoded(), None)
+            frames = self._av_frames()
+            first = next(frames, None)
+            frames.close()
             if first is None:
                 raise NervcError(f"{p}: no video frames")
-            self.height, self.width = first.shape[:2]
+            self._orient, self.notes = orientation(first, p.name)
+            turned = self._orient.transpose  # 90° or 270°: width and height swap
+            self.width, self.height = (first.height, first.width) if turned else (first.width, first.height)
+            self.notes += conversion_notes(p.name, first, sar, audio)
+            if fps is None and scan.certain and announced is None:  # --fps: the user chose the rate
+                pts = sorted(scan.pts)[sel] if scan.pts else None
+                self.notes += timing_warning(p.name, pts, time_base, own)
 
     def _open(self):
         try:
@@ -303,24 +337,28 @@ class _ContainerSource(VideoSource):
             raise NervcError(f"{self.path}: contains no video stream")
         return streams[0]
 
-    def _decoded(self, convert: bool = True) -> Iterator[np.ndarray]:
-        """Every frame of the stream, in decode output order (the order read_video always used)."""
+    def _av_frames(self) -> Iterator:
+        """Every frame of the stream as PyAV decodes it, in decode output order (the order
+        read_video always used); a file that ends early loses its partial last packet."""
         with self._open() as container:
             stream = self._stream(container)
             stream.thread_type = "AUTO"
             try:
-                for frame in container.decode(stream):
-                    yield frame.to_ndarray(format="rgb24") if convert else None
+                for packet in container.demux(stream):
+                    if self._skip_corrupt and packet.is_corrupt:
+                        continue
+                    yield from packet.decode()
             except (av.error.FFmpegError, ValueError) as e:
                 raise NervcError(f"{self.path}: cannot decode video ({_short(e)})") from None
 
     def _count_by_decoding(self) -> int:
-        return sum(1 for _ in self._decoded(convert=False))
+        return sum(1 for _ in self._av_frames())
 
     def _frames(self) -> Iterator[np.ndarray]:
-        for i, f in enumerate(self._decoded()):
+        for i, f in enumerate(self._av_frames()):
             if i >= self.sel.start:
-                yield f
+                rgb = f.to_ndarray(format="rgb24")
+                yield rgb if self._orient.identity else np.ascontiguousarray(self._orient.apply(rgb))
 
 
 class _PipeSource(VideoSource):
@@ -347,6 +385,7 @@ class _PipeSource(VideoSource):
         self.fps = fps or (tidy_rate(Fraction(rate.numerator, rate.denominator)) if rate else DEFAULT_FPS)
         self._first = first.to_ndarray(format="rgb24")
         self.height, self.width = self._first.shape[:2]
+        self.notes = conversion_notes("-", first, self._stream.sample_aspect_ratio)
         self.num_frames = None
         self._used = False
 
@@ -373,25 +412,70 @@ class _PipeSource(VideoSource):
         return Video(np.concatenate(list(self.chunks(64))), self.fps)
 
 
-def _count_packets(container, stream) -> tuple[int, bool]:
-    """Frames in ``stream`` from its packets, without decoding: ``(count, certain)``.
+@dataclass
+class _PacketScan:
+    count: int  # frames: non-empty packets not flagged for discarding
+    certain: bool  # False when decoders may drop some of them (corrupt, no keyframe first)
+    pts: list[int] | None  # the counted packets' timestamps (None if any has none)
+    present: int  # every packet the file holds (empty and discarded ones too)
+    corrupt_tail: bool  # the last packet is flagged corrupt (cut short)
+
+
+def _scan_packets(container, stream) -> _PacketScan:
+    """Frames in ``stream`` from its packets, without decoding.
 
     Each non-empty packet not flagged for discarding (edit lists) is one frame. The count is
     not trusted (``certain`` False) when a packet is flagged corrupt or the stream does not
     start on a keyframe, since decoders may drop such frames; the caller then counts by decoding.
     """
-    count, certain, first = 0, True, True
+    count, certain, first, present, tail = 0, True, True, 0, False
+    pts: list[int] | None = []
     try:
         for pkt in container.demux(stream):
+            if pkt.size or pkt.pts is not None:  # not PyAV's final flush packet
+                present += 1
+                tail = pkt.is_corrupt
             if not pkt.size or pkt.is_discard:
                 continue
             if (first and not pkt.is_keyframe) or pkt.is_corrupt:
                 certain = False
             first = False
             count += 1
+            if pkt.pts is None:
+                pts = None
+            elif pts is not None:
+                pts.append(pkt.pts)
     except (av.error.FFmpegError, ValueError):
         certain = False
-    return count, certain
+    return _PacketScan(count, certain, pts, present, tail)
+
+
+def _announced_frames(container, stream, scan: _PacketScan, fps: Fraction) -> str | None:
+    """How many frames the file says it has, when it holds fewer (it ends early), else None.
+
+    Judged by time, in containers whose header states a duration (Matroska/WebM, MP4/MOV,
+    AVI): the packets end more than 3 frames or 5 % before the stream's duration (a
+    container's duration when it has one stream only, since that is its longest stream's).
+    MP4/MOV also state their sample count: a file cut short holds fewer samples than that (or
+    ends in a partial one, flagged corrupt), and the count is what the message names. A file
+    trimmed by an edit list holds fewer samples too, but is not short of its duration.
+    """
+    if not any(n in container.format.name for n in HEADER_DURATION_FORMATS):
+        return None  # a duration guessed from the bit rate (MPEG-TS, raw streams) proves nothing
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration and len(container.streams) == 1:
+        duration = container.duration / 1e6
+    else:
+        duration = None
+    short = False
+    if duration and scan.pts and stream.time_base is not None:
+        held = (max(scan.pts) - min(scan.pts)) * float(stream.time_base) + 1 / float(fps)
+        short = duration - held > max(3 / float(fps), 0.05 * duration)
+    if ("mp4" in container.format.name or "mov" in container.format.name) and stream.frames:
+        cut = scan.corrupt_tail or (scan.present < stream.frames and short)
+        return str(stream.frames) if cut else None
+    return f"about {round(duration * float(fps))}" if short else None
 
 
 class _RawYuvSource(VideoSource):
@@ -443,7 +527,9 @@ class _PngDirSource(VideoSource):
         self.num_frames = len(self.files)
         self.width = self.height = 0
         if self.files:
-            self.height, self.width = _read_png(self.files[0]).shape[:2]
+            first = _png_frame(self.files[0])
+            self.height, self.width = first.height, first.width
+            self.notes = conversion_notes(self.files[0].name, first)
 
     def _frames(self) -> Iterator[np.ndarray]:
         for f in self.files:
@@ -459,9 +545,13 @@ def natural_key(f: Path) -> list:
 
 
 def _read_png(f: Path) -> np.ndarray:
+    return _png_frame(f).to_ndarray(format="rgb24")
+
+
+def _png_frame(f: Path):
     try:
         with av.open(str(f)) as c:
-            return next(c.decode(video=0)).to_ndarray(format="rgb24")
+            return next(c.decode(video=0))
     except (av.error.FFmpegError, StopIteration) as e:
         raise NervcError(f"{f}: not a readable PNG ({_short(e)})") from None
 
@@ -572,6 +662,13 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
             raise
         return
     p = check_output(path, overwrite, folder=kind == "png")
+    if kind == "mp4" and (width % 2 or height % 2):
+        even_w, even_h = width + width % 2, height + height % 2
+        note(f"{p}: {width}x{height} written as {even_w}x{even_h} (last column/row repeated): the "
+             f"H.264 4:2:0 that browsers and phones play needs even sizes; .mkv, .y4m and PNG keep "
+             f"{width}x{height}")
+        frames = (_pad_even(f) for f in frames)
+        width, height = even_w, even_h
     if kind == "png":
         with atomic_output(p, directory=True, own_files=FRAME_FILE) as tmp:
             for i, f in enumerate(frames):
@@ -621,11 +718,16 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
             c.mux(pkt)
 
 
+def _pad_even(rgb: np.ndarray) -> np.ndarray:
+    """Repeat the last column / row of an odd-sized ``[H, W, 3]`` frame to make it even."""
+    return np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+
+
 def _encode_container(name, kind: str, frames: Iterable[np.ndarray], fps: Fraction,
                       width: int, height: int) -> None:
     even = width % 2 == 0 and height % 2 == 0
-    if kind == "mp4":
-        codec, pix_fmt, opts = "libx264", ("yuv420p" if even else "yuv444p"), {"crf": "10", "preset": "medium"}
+    if kind == "mp4":  # write_video pads odd sizes: 4:2:0, what every player plays
+        codec, pix_fmt, opts = "libx264", "yuv420p", {"crf": "10", "preset": "medium"}
         fmt = "mp4"
     elif kind == "mkv":
         codec, pix_fmt, opts, fmt = "ffv1", "bgr0", {}, "matroska"

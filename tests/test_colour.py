@@ -88,12 +88,14 @@ def first_frame(path: Path) -> tuple[av.VideoFrame, av.video.codeccontext.VideoC
 @pytest.mark.parametrize("ext,width", [("mp4", W), ("y4m", W), ("mp4", W + 1), ("y4m", W + 1)],
                          ids=["mp4", "y4m", "mp4-odd-width", "y4m-odd-width"])
 def test_written_yuv_is_bt601_limited(tmp_path, ext, width):
-    """mp4 (H.264) and y4m outputs hold BT.601 limited-range samples (4:4:4 at odd sizes),
-    as the textbook formulas give them, and say so in their range tag."""
+    """mp4 (H.264) and y4m outputs hold BT.601 limited-range samples (y4m 4:4:4 at odd sizes,
+    mp4 padded to an even size and 4:2:0), as the textbook formulas give them, and say so in
+    their range tag."""
     p = tmp_path / f"p.{ext}"
     write_video(p, np.stack([picture(width)] * 2), Fraction(25), width, H)
     frame, ctx = first_frame(p)
-    assert frame.format.name == ("yuv420p" if width % 2 == 0 else "yuv444p")
+    assert frame.format.name == ("yuv420p" if width % 2 == 0 or ext == "mp4" else "yuv444p")
+    assert frame.width == (width + width % 2 if ext == "mp4" else width)
     y, u, v = raw_planes(frame)
     sub = 2 if frame.format.name == "yuv420p" else 1
     for i, r, c in centres():

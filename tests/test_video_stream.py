@@ -117,8 +117,8 @@ def test_frame_count_needs_no_decoding(monkeypatch):
         raise AssertionError("open_video decoded frames to count them")
 
     monkeypatch.setattr(vio._ContainerSource, "_count_by_decoding", no_frames)
-    monkeypatch.setattr(vio._ContainerSource, "_decoded", lambda self, convert=True: iter([np.zeros((1, 1, 3))]))
-    monkeypatch.setattr(vio, "_read_png", lambda f: np.zeros((240, 416, 3), np.uint8))
+    monkeypatch.setattr(vio._ContainerSource, "_av_frames", lambda self: (f for f in [av.VideoFrame(2, 2, "yuv420p")]))
+    monkeypatch.setattr(vio, "_png_frame", lambda f: av.VideoFrame(416, 240, "rgb24"))
     for row in manifest():
         src = open_video(DATA / row["role"] / row["file"])
         assert src.num_frames == int(row["frames"]), row["file"]
