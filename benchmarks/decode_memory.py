@@ -8,7 +8,10 @@ so it is the file an encoder of the longer video would write had every stretch f
 same weights (``nervc decode`` cannot tell: it renders every frame of every GOP). Each file is
 decoded by ``python -m codec decode`` in a fresh process to ``.mp4`` and to y4m on standard
 output (``-``, into /dev/null); the peak resident memory of that process (``wait4``'s
-``ru_maxrss``) and its wall time are recorded.
+``ru_maxrss``) and its wall time are recorded. The decode is started by a bare ``python -c``
+launcher (about 10 MB): Linux carries the forking process's peak into its child's
+``ru_maxrss``, so forking from this process (over 1 GB after the encode) would report that
+for every decode.
 
     python -m benchmarks.decode_memory [--frames 200,2000] [--size 640x360] [--gop 100]
                                        [--steps 2] [--scale 2] [--outputs mp4,y4m]
@@ -87,22 +90,29 @@ def repeat_gops(base: Path, path: Path, frames: int) -> dict:
     return {"frames": frames, "bytes": size, "gops": len(out)}
 
 
+# fork + exec from a small process, wait4 for the child's ru_maxrss (KiB), write "rss status"
+LAUNCHER = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n"
+            "_, st, ru = os.wait4(pid, 0)\n"
+            "open(sys.argv[1], 'w').write(f'{ru.ru_maxrss} {os.waitstatus_to_exitcode(st)}')\n")
+
+
 def peak_decode(nerv: Path, output: str, work: Path) -> dict:
     """``python -m codec decode nerv output`` in a fresh process: its peak RSS and wall time."""
     target = "-" if output == "y4m" else str(work / f"{nerv.stem}.{output}")
     cmd = [sys.executable, "-m", "codec", "decode", str(nerv), target, "--quiet", "--device", "cpu", "-y"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    report = work / "rusage.txt"
     with open(work / "stderr.txt", "w+") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        subprocess.run([sys.executable, "-c", LAUNCHER, str(report), *cmd], cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL, stderr=err, check=False)
         wall = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         message = err.read().strip()
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {message}")
-    res = {"output": output, "peak_rss_bytes": usage.ru_maxrss * 1024, "wall_s": round(wall, 1)}
+    rss_kib, status = (int(x) for x in report.read_text().split())
+    if status:
+        raise SystemExit(f"{' '.join(cmd)} failed ({status}): {message}")
+    res = {"output": output, "peak_rss_bytes": rss_kib * 1024, "wall_s": round(wall, 1)}
     if output != "y4m":
         res["output_bytes"] = os.path.getsize(target)
         os.remove(target)

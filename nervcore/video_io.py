@@ -300,10 +300,11 @@ class _ContainerSource(VideoSource):
         if announced is not None:  # decode what is there, the partial last packet left out
             self._skip_corrupt = True
             total = self._count_by_decoding()
-            if sel.stop is None or sel.stop > total:
+            count, about = announced
+            if total < count and (sel.stop is None or sel.stop > total):
                 what = f"--frames 0:{total} encodes what is there" if total else "no frame decodes"
-                raise NervcError(f"{p}: the file ends early: read {total} of {announced} frames (cut "
-                                 f"short, or still being written); {what}")
+                raise NervcError(f"{p}: the file ends early: read {total} of {'about ' * about}{count} "
+                                 f"frames (cut short, or still being written); {what}")
         elif not scan.certain:
             total = self._count_by_decoding()
         self.total_frames = total
@@ -450,8 +451,9 @@ def _scan_packets(container, stream) -> _PacketScan:
     return _PacketScan(count, certain, pts, present, tail)
 
 
-def _announced_frames(container, stream, scan: _PacketScan, fps: Fraction) -> str | None:
-    """How many frames the file says it has, when it holds fewer (it ends early), else None.
+def _announced_frames(container, stream, scan: _PacketScan, fps: Fraction) -> tuple[int, bool] | None:
+    """``(frames, estimated)``: how many frames the file says it has, when it holds fewer (it
+    ends early), else None.
 
     Judged by time, in containers whose header states a duration (Matroska/WebM, MP4/MOV,
     AVI): the packets end more than 3 frames or 5 % before the stream's duration (a
@@ -474,8 +476,8 @@ def _announced_frames(container, stream, scan: _PacketScan, fps: Fraction) -> st
         short = duration - held > max(3 / float(fps), 0.05 * duration)
     if ("mp4" in container.format.name or "mov" in container.format.name) and stream.frames:
         cut = scan.corrupt_tail or (scan.present < stream.frames and short)
-        return str(stream.frames) if cut else None
-    return f"about {round(duration * float(fps))}" if short else None
+        return (stream.frames, False) if cut else None
+    return (round(duration * float(fps)), True) if short else None
 
 
 class _RawYuvSource(VideoSource):
