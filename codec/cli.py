@@ -143,6 +143,9 @@ def encode_main(argv: list[str]) -> int:
                         f"ssim (0.7 L1 + 0.3 (1 - SSIM)) or balanced (half each: most of psnr's "
                         f"PSNR, about ssim's MS-SSIM); default {DEFAULT_TUNE}")
     p.add_argument("--init", default="default", help="default | random | PATH to an init file")
+    p.add_argument("--latent-encoder", metavar="PATH",
+                   help="(experimental) start each GOP's grid from this latent encoder's proposal "
+                        "(python -m metanerv.latent_train makes one; it did not pay yet: docs/experiments.md)")
     p.add_argument("--no-meta-lr", action="store_true",
                    help="ignore the init's Meta-SGD step sizes (plain Adam for every tensor)")
     p.add_argument("--gop", type=int, help="frames per network (default 120)")
@@ -167,7 +170,8 @@ def encode_main(argv: list[str]) -> int:
     if not str(a.output).lower().endswith(".nerv"):  # never a .nerv written under a video's name
         raise NervcError(f"{a.output}: nervc encode writes a .nerv bitstream; name the output NAME.nerv")
     options = EncodeOptions(preset=a.preset, steps=a.steps, batch=a.batch, lr=a.lr, bpp=a.bpp, lam=a.lam,
-                            tune=a.tune, init=a.init, meta_lr=not a.no_meta_lr, gop=a.gop, scale=a.scale,
+                            tune=a.tune, init=a.init, meta_lr=not a.no_meta_lr, latent_encoder=a.latent_encoder,
+                            gop=a.gop, scale=a.scale,
                             frames=_frames(a.frames), size=parse_size(a.size), fps=parse_fps(a.fps),
                             seed=a.seed, device=a.device, jobs=a.jobs, distributed=a.distributed,
                             progress=not a.quiet, overwrite=a.overwrite)

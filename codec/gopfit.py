@@ -17,7 +17,8 @@ from codec.devices import pick_device
 from codec.finetune import CodedGop, branch, decay_start, finish_fit, frames_to_tensor, run_fit, start_fit
 from codec.plan import GopPlan
 from codec.rate_control import fit_to_rate
-from metanerv.model import build_model, downscale_frames, pad_to_stride, prefilter_frames
+from metanerv.latent import start_grid
+from metanerv.model import build_model, downscale_frames, frame_times, pad_to_stride, prefilter_frames
 
 # Rungs share a fit's stable phase only when the decay phase left to each is this long. At the
 # presets' short fits (28-95 steps for 9-32 frames at medium) a 3-rung ladder sharing the
@@ -55,6 +56,10 @@ def fit_rungs(chunk: np.ndarray, gi: int, plan: GopPlan, *, progress: bool = Fal
     target = pad_to_stride(coded_target(frames_to_tensor(chunk), *plan.coded_hw),
                            plan.config.total_stride).to(dev)
     model = build_model(plan.config, plan.grid_hw, plan.init_tensors(), seed=plan.options.seed + gi).to(dev)
+    if plan.latent is not None:  # the GOP's own starting grid instead of the init's
+        with torch.no_grad():
+            times = frame_times(range(n), n).to(dev)
+            model.grid.copy_(start_grid(plan.latent.to(dev), target, times, model.grid))
     base_cpu = plan.base_tensors()
     base = {k: v.to(dev) for k, v in base_cpu.items()} if base_cpu else None
     desc = f"fit{label}"

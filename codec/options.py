@@ -35,6 +35,7 @@ class EncodeOptions:
     tune: str = DEFAULT_TUNE  # what the fit minimises besides the rate (metanerv.fit.DISTORTIONS)
     init: str | os.PathLike | InitFile | None = "default"  # init file: "default", "random", a path
     meta_lr: bool = True  # use the init's Meta-SGD step sizes
+    latent_encoder: str | os.PathLike | None = None  # start each GOP's grid from its proposal (metanerv.latent)
     gop: int | None = None  # frames per network (default codec.ladder.DEFAULT_GOP)
     scale: int | str = "auto"  # networks draw frames this many times smaller per side; "auto" chooses
     frames: slice | None = None  # frame range of a path source

@@ -20,6 +20,7 @@ from codec.options import EncodeOptions
 from codec.presets import auto_coded_size, auto_visits, coded_share, coded_size, fit_overrides
 from metanerv.fit import FitSettings
 from metanerv.init_file import FIT_LR_CLAMP, InitFile, lr_scales
+from metanerv.latent import LatentEncoder, load_latent_encoder
 from metanerv.model import NeRVConfig, grid_size_for, init_state_for
 from nervcore.errors import NervcError
 from nervcore.video_io import VideoSource
@@ -86,6 +87,7 @@ class GopPlan:
     header_bpp: float = 0.0  # the file header's share of --bpp (0 when the length is unknown)
     coded_width: int = 0  # the size the networks draw (0: the output size)
     coded_height: int = 0
+    latent: LatentEncoder | None = None  # proposes each GOP's starting grid (metanerv.latent)
 
     def __post_init__(self) -> None:
         self.coded_width = int(self.coded_width or self.width)
@@ -155,5 +157,17 @@ def make_plan(header: Header, known: bool, qualities: list[int], options: Encode
                                                                 header.config.grid_anchors).items()}
     scales = lr_scales(init_file, clamp=FIT_LR_CLAMP) if init_file and options.meta_lr else None
     header_bpp = 8 * len(encode_header(header)) / (header.num_frames * header.width * header.height) if known else 0.0
+    latent = _latent_encoder(options.latent_encoder, init_file) if options.latent_encoder else None
     return GopPlan(header.config, header.grid_hw, header.width, header.height, lams, options, init_arrays,
-                   base_arrays, scales or None, header_bpp, header.coded_width, header.coded_height)
+                   base_arrays, scales or None, header_bpp, header.coded_width, header.coded_height, latent)
+
+
+def _latent_encoder(path, init_file: InitFile | None) -> LatentEncoder:
+    """The ``--latent-encoder`` file, refused unless it was trained for this encode's init (its
+    proposals are changes to that init's grid)."""
+    enc, digest = load_latent_encoder(path)
+    if init_file is None or digest != init_file.digest.hex():
+        have = init_file.short_id if init_file else "random"
+        raise NervcError(f"{path}: this latent encoder was trained for init {digest[:16]}, "
+                         f"not for this encode's init {have}")
+    return enc
