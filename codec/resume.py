@@ -273,12 +273,13 @@ class PartialWriter:
             raise NervcError(f"{self.partial}: cannot write ({e.strerror or e})") from None
 
     @staticmethod
-    def _append(fd: int, data: bytes) -> None:
+    def _append(fd: int, data: bytes, sync: bool = True) -> None:
         os.lseek(fd, 0, os.SEEK_END)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
 
     def add_coded(self, gi: int, rung: CodedRung) -> None:
         """Append GOP ``gi``'s section, then its journal line (a kept GOP: check it is the one
@@ -302,10 +303,11 @@ class PartialWriter:
         try:
             self._append(self._fd, section)
             self.size += len(section)
-            self._append(self._jfd, (json.dumps(line) + "\n").encode())
+            self._append(self._jfd, (json.dumps(line) + "\n").encode(), sync=False)
+            self.logged += 1  # written: an interrupt in the sync below must not discard the GOP
+            os.fsync(self._jfd)
         except OSError as e:
             raise NervcError(f"{self.partial}: cannot write ({e.strerror or e})") from None
-        self.logged += 1
 
     def finish(self, header: Header | None = None) -> Path:
         """The partial file complete (optionally with a final ``header``): its path, to verify."""
