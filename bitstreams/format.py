@@ -476,10 +476,17 @@ class _SectionIndex:
 
 
 class BitstreamReader:
-    """Random access to a ``.nerv`` file: the header and a section index, payloads on demand."""
+    """Random access to a ``.nerv`` file: the header and a section index, payloads on demand.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    ``partial=True`` reads a file an encoder was stopped in the middle of writing (its header
+    declares every GOP, fewer follow): the index holds the whole sections from the start, up to
+    the first that is missing, cut short or not a GOP section, and ``end`` is where they end.
+    Their payloads are checked (CRC, fields) by :meth:`read_gop` as in a whole file.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, partial: bool = False) -> None:
         self.path = Path(path)
+        self.partial = partial
         try:
             self._open()
         except OSError as e:  # unreadable, vanished, permissions, I/O error...
@@ -509,6 +516,9 @@ class BitstreamReader:
             self.min_section = SECTION_OVERHEAD + 3 * len(self.shapes) + 4
             if self.header.version >= 4:
                 self.min_section += _GOP_ID.size + 4
+            if self.partial:
+                self.end = self._whole_sections(f, pos)
+                return
             self._check(self.header.num_gops * self.min_section <= self.size - pos,
                         f"truncated: {self.header.num_gops} GOPs cannot fit in {self.size - pos} bytes")
             for i in range(self.header.num_gops):
@@ -525,6 +535,24 @@ class BitstreamReader:
                 expected_first += n
                 pos += 9 + length
             self._check(pos == self.size, f"{self.size - pos} unexpected trailing bytes")
+            self.end = pos
+
+    def _whole_sections(self, f, pos: int) -> int:
+        """Index the whole GOP sections from ``pos`` on (a partial file); returns their end."""
+        expected_first = 0
+        for _ in range(self.header.num_gops):
+            f.seek(pos)
+            sh = f.read(9)
+            if len(sh) < 9:
+                break
+            kind, length, crc = struct.unpack("<BII", sh)
+            if kind != SECTION_GOP or length < self.min_section - SECTION_OVERHEAD or pos + 9 + length > self.size:
+                break
+            n = min(self.header.gop_frames, self.header.num_frames - expected_first)
+            self.sections.append(_SectionIndex(expected_first, n, pos + 9, length, crc))
+            expected_first += n
+            pos += 9 + length
+        return pos
 
     def _check(self, cond: bool, msg: str) -> None:
         if not cond:

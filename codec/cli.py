@@ -2,7 +2,9 @@
 
 Every subcommand is a ``main``-style function taking ``argv`` so tests call it directly;
 ``main(argv)`` dispatches. User errors print one line (``nervc: error: ...``) and exit 1;
-nothing partial is left behind because every writer is atomic.
+no partial output is left under an output's name because every writer is atomic; an encode
+stopped part-way keeps its finished GOPs in ``OUT.nerv.partial`` for ``--resume`` (the line
+says so, ``codec.resume``).
 """
 from __future__ import annotations
 
@@ -165,6 +167,8 @@ def encode_main(argv: list[str]) -> int:
     p.add_argument("--distributed", action="store_true",
                    help="under torchrun: split the GOPs over the ranks, rank 0 writes the file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a stopped encode from OUTPUT.partial: same input and options, same bytes")
     _common_overwrite(p)
     a = p.parse_args(argv)
     if not str(a.output).lower().endswith(".nerv"):  # never a .nerv written under a video's name
@@ -174,7 +178,7 @@ def encode_main(argv: list[str]) -> int:
                             gop=a.gop, scale=a.scale,
                             frames=_frames(a.frames), size=parse_size(a.size), fps=parse_fps(a.fps),
                             seed=a.seed, device=a.device, jobs=a.jobs, distributed=a.distributed,
-                            progress=not a.quiet, overwrite=a.overwrite)
+                            progress=not a.quiet, overwrite=a.overwrite, resume=a.resume)
     options.check([a.quality])
     if not a.distributed and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         raise NervcError("started by torchrun with several ranks: add --distributed to split the "
@@ -185,6 +189,9 @@ def encode_main(argv: list[str]) -> int:
     print(f"{r.path}: {r.num_frames} frames {r.width}x{r.height} @ {float(r.fps):.3f} fps, "
           f"{r.num_bytes} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB (RGB, of the decoded file; the progress bar shows the fit's batches), "
           f"encode {r.encode_seconds:.1f} s, init {r.init}, --tune {a.tune}")
+    if r.kept_gops:
+        print(f"resumed: the first {r.kept_gops} GOPs kept from {r.path}.partial, the others fitted now "
+              "(the steps below count every GOP, the times this run's)")
     if (r.coded_width, r.coded_height) != (r.width, r.height):
         print(f"coded at {r.coded_width}x{r.coded_height} (--scale {a.scale}), resized to "
               f"{r.width}x{r.height} on decode")
@@ -325,6 +332,12 @@ def _is_out_of_memory(e: BaseException) -> bool:
                                             or "DefaultCPUAllocator" in text)
 
 
+def _kept_note(e: BaseException) -> str:
+    """The end of an error line when the encode kept its finished GOPs (``codec.resume``)."""
+    note = getattr(e, "resume_note", None)
+    return f" ({note}: --resume continues)" if note else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -344,26 +357,28 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse -h
         return int(e.code or 0)
     except NervcError as e:
-        print(f"nervc: error: {e}", file=sys.stderr)
+        print(f"nervc: error: {e}{_kept_note(e)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("nervc: interrupted (no partial output was written)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        note = getattr(e, "resume_note", None)  # codec.resume: an encode's finished GOPs were kept
+        print(f"nervc: interrupted; {note}: rerun the same command with --resume to continue" if note
+              else "nervc: interrupted (no partial output was written)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of our stdout stopped (| head, a player closed): quietly,
         _silence_stdout()     # with the status a SIGPIPE death gives, so a pipeline can tell
         return EXIT_BROKEN_PIPE
-    except MemoryError:
-        print(f"nervc: error: out of memory; {OOM_ADVICE}", file=sys.stderr)
+    except MemoryError as e:
+        print(f"nervc: error: out of memory; {OOM_ADVICE}{_kept_note(e)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as e:  # a bug: one line for users, the traceback on request
         if os.environ.get("NERVC_DEBUG"):
             raise
         if _is_out_of_memory(e):
-            print(f"nervc: error: out of memory ({type(e).__name__}); {OOM_ADVICE}", file=sys.stderr)
+            print(f"nervc: error: out of memory ({type(e).__name__}); {OOM_ADVICE}{_kept_note(e)}", file=sys.stderr)
             return EXIT_ERROR
         msg = " ".join(str(e).split())[:300]
-        print(f"nervc: internal error: {type(e).__name__}: {msg} (set NERVC_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(f"nervc: internal error: {type(e).__name__}: {msg} (set NERVC_DEBUG=1 for a traceback)"
+              f"{_kept_note(e)}", file=sys.stderr)
         return EXIT_ERROR
 
 

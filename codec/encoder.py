@@ -18,6 +18,9 @@ the output. Memory holds one GOP (about ``jobs`` with ``--jobs``), never the who
 reported size is the written file's length and the reported PSNR that of the frames the decoder
 makes from it: nothing is estimated. GOPs are independent, so worker processes or ranks can fit
 them side by side; the file is the same bytes either way (GOP ``i`` is seeded with ``seed + i``).
+For the same reason a stopped encode can go on from the GOPs it finished (``--resume``,
+:mod:`codec.resume`): sections go to ``OUT.nerv.partial`` with a journal beside it, and the
+finished file is renamed into place.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from codec.options import EncodeOptions
 from codec.parallel import RankLink, coded_gops, gather_gops, send_gops, start_distributed
 from codec.plan import coded_size_groups, gop_length, make_header, make_plan
 from codec.presets import DEFAULT_PRESET, predict_seconds
+from codec.resume import input_identity, job_record, open_outputs, resumable
 from codec.writer import write_outputs
 from metanerv.init_file import InitFile
 from metanerv.model import NeRVConfig
@@ -67,6 +71,7 @@ class EncodeResult:
     rollbacks: int = 0  # times the divergence guard returned this output's fits to a good state (all GOPs)
     predicted_seconds: float | None = None  # the preset's cost model (one thread); None: steps/batch/lr given
     fitted_as: int | None = None  # the rung a -q fit was raised to by its budget's floor (codec.ladder)
+    kept_gops: int = 0  # GOPs a --resume kept from the stopped encode's partial file (codec.resume)
 
     @property
     def bpp(self) -> float:
@@ -99,6 +104,9 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         rank, world = (link.rank, link.world) if link else (0, 1)
         paths = ({q: check_output(p, options.overwrite, inputs=_input_paths(source)) for q, p in outputs.items()}
                  if rank == 0 else {})
+        if options.resume and not resumable(source):
+            raise NervcError("--resume needs an input file or PNG folder (standard input and frames in "
+                             "memory cannot be checked against the stopped encode)")
         dev = pick_device(options.device)
         if link:
             use_local_rank_gpu(dev)
@@ -108,12 +116,13 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
         if src.num_frames is None and world > 1:
             raise NervcError(f"{src.path}: --distributed needs a source whose frame count is known "
                              "before it is decoded")
+        identity = input_identity(source, src.num_frames is not None) if rank == 0 else None
         init_file = resolve_init(options.init)
         config = init_file.config if init_file else random_init_config()
         results: dict[int, EncodeResult] = {}
         for group, coded, per_frame in coded_size_groups(src, qualities, options, config):
             results.update(_encode(src, {q: paths[q] for q in group} if rank == 0 else {}, group, coded,
-                                   options, init_file, config, link, per_frame))
+                                   options, init_file, config, link, per_frame, identity))
         return results
     finally:
         stop()
@@ -121,9 +130,11 @@ def encode_ladder(source: str | os.PathLike | Video | VideoSource, outputs: dict
 
 def _encode(src: VideoSource, paths: dict[int, os.PathLike], qualities: list[int], coded: tuple[int, int],
             options: EncodeOptions, init_file: InitFile | None, config: NeRVConfig,
-            link: RankLink | None, anchors_per_frame: float = 0.0) -> dict[int, EncodeResult]:
+            link: RankLink | None, anchors_per_frame: float = 0.0,
+            identity: dict | None = None) -> dict[int, EncodeResult]:
     """One encode of the rungs ``qualities`` at one coded size (width, height) and one number
-    of temporal anchors per frame."""
+    of temporal anchors per frame. ``identity``: the input's (``codec.resume.input_identity``),
+    when the encode can be resumed."""
     rank, world = (link.rank, link.world) if link else (0, 1)
     start = time.perf_counter()
     known = src.num_frames is not None
@@ -132,14 +143,20 @@ def _encode(src: VideoSource, paths: dict[int, os.PathLike], qualities: list[int
     header = make_header(src, gop_frames, config, init_file, coded, anchors_per_frame)
     plan = make_plan(header, known, qualities, options, init_file)
     progress = options.progress and rank == 0
-    own = coded_gops(src, gop_frames, plan, options.jobs, rank, world, num_gops, progress and options.jobs == 1)
+    records = None  # what each output's partial file must match to be resumed (codec.resume)
+    if identity is not None and paths:
+        device = pick_device(options.device).type
+        records = {q: job_record(identity, options, q, qualities, header, device) for q in paths}
+    kept, open_writer = open_outputs(paths, header, records, options.resume)
+    own = coded_gops(src, gop_frames, plan, options.jobs, rank, world, num_gops, progress and options.jobs == 1,
+                     kept)
     try:  # closing the generators stops any worker processes at once on an error
         if rank != 0:
             send_gops(own, link)
             return {}
         stream = gather_gops(own, link, num_gops, gop_frames, src.num_frames, qualities)
         try:
-            w = write_outputs(stream, paths, header, known, src.path, num_gops, progress, start)
+            w = write_outputs(stream, paths, header, known, src.path, num_gops, progress, start, open_writer)
         finally:
             stream.close()
     finally:
@@ -163,7 +180,7 @@ def _encode(src: VideoSource, paths: dict[int, os.PathLike], qualities: list[int
                                   init_file.name if init_file else "random", q,
                                   overhead + int(math.ceil(w.bits[q] / 8)), w.lams[q], options.preset,
                                   fit_steps, total, plan.coded_width, plan.coded_height, w.rollbacks[q],
-                                  predicted, raised)
+                                  predicted, raised, len(kept))
     return results
 
 

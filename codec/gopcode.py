@@ -7,6 +7,7 @@ are in memory (:func:`decoded_mse`): the PSNR an encode reports is measured, not
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,13 @@ class CodedRung:
     lam: float  # the rate weight the fit ended with
     mse: np.ndarray  # float64 per frame: decoded from the section's record against the source
     rollbacks: int = 0  # times the fit's divergence guard rolled it back (metanerv.fit.GUARD_DB)
+    source: bytes = bytes(32)  # frames_digest of the source frames it was fitted to (codec.resume checks it)
+
+
+def frames_digest(chunk: np.ndarray) -> bytes:
+    """SHA-256 of a GOP's uint8 source frames: a resumed encode keeps a GOP only if its input
+    still decodes to the frames the GOP was fitted to (``codec.resume``)."""
+    return hashlib.sha256(np.ascontiguousarray(chunk, dtype=np.uint8)).digest()
 
 
 def gop_record(coded: CodedGop, first: int, n: int) -> tuple[GopRecord, float]:
@@ -59,10 +67,11 @@ def code_gop(chunk: np.ndarray, gi: int, first: int, plan: GopPlan, *, progress:
     """Fit, entropy-code and measure one GOP: per rung its section bytes and per-frame MSEs."""
     out: dict[int, CodedRung] = {}
     done: dict[int, CodedRung] = {}  # rungs fitted once (the same CodedGop) are coded once
+    source = frames_digest(chunk)
     for q, (coded, lam, rollbacks) in fit_rungs(chunk, gi, plan, progress=progress, label=label).items():
         if id(coded) not in done:
             record, bits = gop_record(coded, first, chunk.shape[0])
             done[id(coded)] = CodedRung(encode_gop(record, gi), len(record.words), bits, lam,
-                                        decoded_mse(record, chunk, plan), rollbacks)
+                                        decoded_mse(record, chunk, plan), rollbacks, source)
         out[q] = done[id(coded)]
     return out

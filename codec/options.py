@@ -47,6 +47,7 @@ class EncodeOptions:
     distributed: bool = False  # split the GOPs over torch.distributed ranks (rank 0 writes)
     progress: bool = True  # progress bars
     overwrite: bool = False  # replace existing outputs
+    resume: bool = False  # continue from the GOPs a stopped encode left in OUT.partial (codec.resume)
 
     @property
     def given(self) -> dict[str, Any]:
@@ -81,6 +82,9 @@ class EncodeOptions:
             raise NervcError(f"--jobs {self.jobs!r}: must be a whole number")
         check_bound("jobs", self.jobs, 1)
         check_bound("gop", self.gop, 1)
+        if self.resume and self.distributed:
+            raise NervcError("--resume does not combine with --distributed: resume without it (the bytes "
+                             "do not depend on how the GOPs are split; --jobs N fits them in parallel)")
         if self.scale != "auto":
             coded_size(1, 1, self.scale)  # raises for a bad --scale
         pick_device(self.device)

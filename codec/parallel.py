@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 
 from codec.gopcode import CodedRung, code_gop
 from codec.plan import GopPlan
+from codec.resume import check_kept_source
 from nervcore.errors import NervcError
 from nervcore.video_io import VideoSource
 
@@ -162,15 +163,15 @@ def start_distributed() -> tuple[RankLink, Callable[[], None]]:
 # A coded GOP on the wire: its index and frame count, then per rung the fields of a CodedRung,
 # its section and its MSEs (the one format of worker processes and ranks alike).
 _GOP_HEAD = struct.Struct("<qqI")
-_RUNG_HEAD = struct.Struct("<iQQddQI")
+_RUNG_HEAD = struct.Struct("<iQQddQI32s")
 
 
 def pack_gop(gi: int, n: int, rungs: dict[int, CodedRung]) -> bytes:
     parts = [_GOP_HEAD.pack(gi, n, len(rungs))]
     for q, r in rungs.items():
         mse = np.ascontiguousarray(r.mse, dtype="<f8")
-        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size, r.rollbacks), r.section,
-                  mse.tobytes()]
+        parts += [_RUNG_HEAD.pack(q, len(r.section), r.words, r.bits, r.lam, mse.size, r.rollbacks, r.source),
+                  r.section, mse.tobytes()]
     return b"".join(parts)
 
 
@@ -189,14 +190,14 @@ def unpack_gop(data: bytes, gi: int, n: int, qualities: list[int], sender: str) 
     for _ in range(count):
         if pos + _RUNG_HEAD.size > len(data):
             raise bad("short")
-        q, length, words, bits, lam, frames, rollbacks = _RUNG_HEAD.unpack_from(data, pos)
+        q, length, words, bits, lam, frames, rollbacks, source = _RUNG_HEAD.unpack_from(data, pos)
         pos += _RUNG_HEAD.size
         if q not in qualities or q in out or frames != n or pos + length + 8 * frames > len(data):
             raise bad("inconsistent rung")
         section = data[pos:pos + length]
         mse = np.frombuffer(data, "<f8", frames, pos + length).astype(np.float64)
         pos += length + 8 * frames
-        out[q] = CodedRung(section, words, bits, lam, mse, rollbacks)
+        out[q] = CodedRung(section, words, bits, lam, mse, rollbacks, source)
     if pos != len(data):
         raise bad("trailing bytes")
     return {q: out[q] for q in qualities}
@@ -217,12 +218,21 @@ def _worker_code_gop(chunk: np.ndarray, gi: int, first: int) -> bytes:
 
 
 def coded_gops(src: VideoSource, gop_frames: int, plan: GopPlan, jobs: int, rank: int, world: int,
-               num_gops: int | None, progress: bool) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
+               num_gops: int | None, progress: bool,
+               kept: Sequence[dict[int, CodedRung]] = ()) -> Iterator[tuple[int, int, dict[int, CodedRung]]]:
     """``(gop index, frames, rungs)`` of the GOPs this rank owns (``index % world == rank``),
     in order, fitted here or by ``jobs`` worker processes; only the frames of the GOPs being
-    fitted are in memory."""
+    fitted are in memory. ``kept``: the first GOPs' rungs as a resumed encode's partial file
+    holds them (``codec.resume``, one rank): their source frames are decoded and checked, not
+    fitted."""
+    chunks = enumerate(src.chunks(gop_frames))
+    for gi, rungs in enumerate(kept):
+        _, chunk = next(chunks, (gi, None))
+        check_kept_source(gi, chunk, rungs)
+        yield gi, len(chunk), rungs
+
     def mine():
-        for gi, chunk in enumerate(src.chunks(gop_frames)):
+        for gi, chunk in chunks:
             if gi % world == rank:
                 yield gi, chunk
 
