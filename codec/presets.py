@@ -54,6 +54,12 @@ MAX_STEP_PIXELS = 1_000_000  # at most this many pixels (batch x frame) in one s
 # fit better at equal compute anyway
 MIN_STEPS = 10  # a GOP so small that its budget buys fewer steps still gets these, as long
 MIN_STEPS_SECONDS = 2.0  # as they cost at most this (a lone 1080p frame keeps its budget)
+# A GOP is budgeted as at least this many megapixels: a 64x48 clip of 16 frames (0.05 MP) got
+# 29 steps at `medium`, too few to draw anything (a red/blue/grey clip decoded grey-purple at
+# 8.6 dB; 212 steps from coarser quantization steps, metanerv.fit.start_step_factor: 33.4 dB in
+# 453 B, docs/experiments.md 2026-12-08). Such a GOP now gets what a QCIF GOP of 14 frames
+# gets (about 3 s at `medium`); larger GOPs keep their budget.
+MIN_BUDGET_MP = 0.35
 DEFAULT_PRESET = "medium"
 TOP_QUALITY = max(QUALITY_LEVELS)
 
@@ -141,8 +147,8 @@ def schedule(preset: str, width: int, height: int, frames: int, stride: int = 16
              coded_hw: tuple[int, int] | None = None, tune: str = COST_TUNE) -> PresetSchedule:
     """The schedule ``preset`` gives a GOP of ``frames`` frames of ``width x height``, drawn by
     the network at ``coded_hw`` (height, width; default the same size): the budget is the
-    output's megapixels, a step costs what a step at the coded size of the fit's ``tune``
-    costs (``TUNE_STEP_COST``).
+    output's megapixels (at least ``MIN_BUDGET_MP``), a step costs what a step at the coded
+    size of the fit's ``tune`` costs (``TUNE_STEP_COST``).
 
     Deterministic (a pure function of its arguments). A slower preset never gets fewer frame
     visits (``steps * batch``) than a faster one for the same GOP.
@@ -153,13 +159,14 @@ def schedule(preset: str, width: int, height: int, frames: int, stride: int = 16
     ch, cw = coded_hw or (height, width)
     frame_px = padded_pixels(_positive_int(cw, "coded width"), _positive_int(ch, "coded height"), stride)
     mp = width * height * frames / 1e6
+    budget_mp = max(mp, MIN_BUDGET_MP)
     visits = 0  # the previous (faster) preset's steps * batch: never fewer for a slower one
     for name in PRESET_NAMES:  # walk up to this preset
         s = PRESETS[name]
         batch = max(1, min(s.batch, frames, MAX_STEP_PIXELS // frame_px))
         cost = step_seconds(batch, frame_px, tune)
         floor = max(1, min(MIN_STEPS, math.floor(MIN_STEPS_SECONDS / cost)))
-        steps = max(floor, math.floor(s.fit_seconds_per_mp * mp / cost), -(-visits // batch))
+        steps = max(floor, math.floor(s.fit_seconds_per_mp * budget_mp / cost), -(-visits // batch))
         visits = steps * batch
         if name == preset:
             break

@@ -66,6 +66,33 @@ ADAM_BETAS = (0.9, 0.999)
 GUARD_EVERY = 50
 GUARD_KEEP_DB = 1.0
 GUARD_DB = 3.0
+# Where a short fit's quantization steps start. The steps start at rate.STEP_FRACTION (1/16) of
+# each tensor's spread and are learned in log space; fits at `medium` end 10-40x coarser (median
+# over tensors; 24_makeup, 32 frames: 43x / 31x / 11x at -q 3 / 5 / 7 in 550 / 550 / 397 steps),
+# travelling about ln 2 per 100 steps. A shorter fit cannot get there: its steps stay fine, each
+# Adam update moves weights by whole levels, and the rate noise walks thousands of weights off
+# zero (bytes without picture), or at a large rate weight per pixel nothing is worth a level and
+# the fit stays at the init: a 64x48 red/blue/grey clip of 16 frames at -q 5 (29 steps at
+# `medium`) decoded grey-purple at 8.6 dB, and stayed there at 200 steps (8.7 dB). So a fit of
+# fewer than SHORT_FIT_STEPS steps starts with its steps doubled per STEP_DOUBLING_STEPS steps it
+# is short, at most MAX_START_COARSEN times: that clip at 212 steps (codec.presets.MIN_BUDGET_MP)
+# 33.4 dB in a 453 B file; 32 frames of three train clips at `ultrafast` (38-68 steps) +0.8 to
+# +1.5 dB at equal bytes (24_makeup -q 3 / 5: 6,603 / 13,767 B 18.46 / 19.15 dB -> 4,793 /
+# 10,843 B 20.15 / 20.26 dB), `superfast` likewise. At `medium` (397-977 steps on them) starting
+# 4-8x coarser was level to +9.7 % BD-rate, so fits of SHORT_FIT_STEPS or more start where they
+# did (docs/experiments.md, 2026-12-08). Meta-training's coded inner loop (maml.coded_adapt, 10-40
+# steps) keeps the fine start unless asked (FitSettings.coarse_start): an init trained through
+# coarse inner fits has not been measured.
+SHORT_FIT_STEPS = 400
+STEP_DOUBLING_STEPS = 100
+MAX_START_COARSEN = 8.0
+
+
+def start_step_factor(steps: int) -> float:
+    """How much coarser than :func:`metanerv.rate.initial_step`'s fraction a fit of ``steps``
+    steps starts its quantization steps (1 from ``SHORT_FIT_STEPS`` up)."""
+    short = max(SHORT_FIT_STEPS - int(steps), 0)
+    return min(2.0 ** (short / STEP_DOUBLING_STEPS), MAX_START_COARSEN)
 
 
 @dataclass(kw_only=True)
@@ -87,6 +114,7 @@ class FitSettings:
     seed: int = 0
     compile: bool = False  # torch.compile the loss (CPU: ~40 s per frame size; pays off at large frames)
     lr_scales: Mapping[str, float] | None = None  # Meta-SGD: per-tensor multipliers of every Adam update
+    coarse_start: bool = True  # a short fit starts its steps coarser (start_step_factor); meta-training's off
 
 
 @dataclass
@@ -203,14 +231,17 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 def new_fit(weights: Mapping[str, Tensor], base: Mapping[str, Tensor] | None, s: FitSettings) -> FitState:
     """A fit of the tensors ``weights`` (name -> starting value, in the decoder's order): their
     residuals start at ``weights - base`` (zero when they start at the base), their steps at
-    :func:`metanerv.rate.initial_step` of the base's tensor (of the weight's without a base)."""
+    :func:`metanerv.rate.initial_step` of the base's tensor (of the weight's without a base),
+    coarser for a short fit (:func:`start_step_factor` of ``s.steps``, unless ``s.coarse_start``
+    is off)."""
     names = list(weights)
     dev = weights[names[0]].device
     resid = {}
     for k in names:
         w = weights[k].detach()
         resid[k] = w - base[k].to(dev) if base is not None else w
-    steps = {k: initial_step(base[k] if base is not None else None, weights[k].detach()) for k in names}
+    coarsen = start_step_factor(s.steps) if s.coarse_start else 1.0
+    steps = {k: initial_step(base[k] if base is not None else None, weights[k].detach(), coarsen) for k in names}
     if s.distortion not in DISTORTIONS:
         raise ValueError(f"distortion {s.distortion!r} not in {DISTORTIONS}")
     rate = RateModel(resid, steps)

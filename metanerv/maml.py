@@ -128,7 +128,7 @@ def reptile_grad(task_params: Mapping[str, Tensor], adapted: Mapping[str, Tensor
 def coded_adapt(loss_fn: LossFn, start: Mapping[str, Tensor], names: Iterable[str], steps: int,
                 lr: float, lam: float, pixels: int, rate_lr: float | None = None,
                 lr_scales: Mapping[str, float] | None = None, seed: int = 0,
-                decay_fraction: float = 0.4) -> Params:
+                decay_fraction: float = 0.4, coarse_start: bool = False) -> Params:
     """The encoder's rate-distortion fit from ``start`` (detached); returns ``step * round(r / step)``
     of every tensor of ``names``: what the file would add to ``start``.
 
@@ -140,13 +140,16 @@ def coded_adapt(loss_fn: LossFn, start: Mapping[str, Tensor], names: Iterable[st
     encoder's ``FitSettings.rate_lr``), the encoder's schedule (``wsd_lr``: its last
     ``decay_fraction`` a cosine to zero), rate noise and divergence guard (on ``loss_fn``'s
     value); ``lr_scales`` multiplies each tensor's Adam update (the init's Meta-SGD step sizes,
-    as the encoder uses them).
+    as the encoder uses them). ``coarse_start``: start the steps coarser as the encoder's short
+    fits do (``metanerv.fit.start_step_factor``); off by default, as meta-training ran until
+    2026-12-08.
     """
     names = list(names)
     base = {k: v.detach() for k, v in start.items()}
     fitted = {k: base[k] for k in names}
     s = FitSettings(steps=steps, lr=lr, batch=None, lam=lam, seed=seed, lr_scales=lr_scales,
-                    decay_fraction=decay_fraction, **({} if rate_lr is None else {"rate_lr": rate_lr}))
+                    decay_fraction=decay_fraction, coarse_start=coarse_start,
+                    **({} if rate_lr is None else {"rate_lr": rate_lr}))
     state = new_fit(fitted, fitted, s)
 
     def distortion(weights: Params, k: int) -> Tensor:

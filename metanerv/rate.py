@@ -173,10 +173,11 @@ class RateModel(torch.nn.Module):
         return bits.min(dim=1).values.sum()
 
 
-def initial_step(base: Tensor | None, residual: Tensor) -> float:
-    """A starting step: a fraction of the tensor's spread (init's when delta coding)."""
+def initial_step(base: Tensor | None, residual: Tensor, coarsen: float = 1.0) -> float:
+    """A starting step: a fraction of the tensor's spread (init's when delta coding), times
+    ``coarsen`` (a short fit starts coarser: :func:`metanerv.fit.start_step_factor`)."""
     ref = base if base is not None and base.numel() > 1 else residual
     spread = float(ref.detach().float().std()) if ref.numel() > 1 else float(ref.detach().abs().max())
     if not math.isfinite(spread) or spread <= 0:
         spread = 0.05
-    return max(spread * STEP_FRACTION, F16_TINY)
+    return max(spread * STEP_FRACTION * coarsen, F16_TINY)

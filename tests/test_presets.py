@@ -3,6 +3,7 @@ the encoder and CLI applying them (explicit --steps wins)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -83,7 +84,20 @@ def test_batch_is_capped_by_frames_and_by_pixels_per_step():
     assert schedule("medium", 176, 144, 1).batch == 1
     assert schedule("medium", 352, 288, 120).batch == presets.PRESETS["medium"].batch
     assert schedule("veryslow", 3840, 2160, 30).batch == 1
-    assert schedule("ultrafast", 16, 16, 1).steps == presets.MIN_STEPS
+    # the tiniest GOP is budgeted as MIN_BUDGET_MP megapixels
+    assert schedule("ultrafast", 16, 16, 1).steps == math.floor(
+        presets.PRESETS["ultrafast"].fit_seconds_per_mp * presets.MIN_BUDGET_MP / step_seconds(1, 256))
+
+
+def test_a_tiny_gop_is_budgeted_as_min_budget_mp():
+    """A 64x48 GOP of 16 frames (0.05 MP) got 29 steps at `medium` and drew nothing (issue 34,
+    tests/test_flat_colour.py); it is budgeted as MIN_BUDGET_MP now, larger GOPs as before."""
+    tiny = schedule("medium", 64, 48, 16)
+    assert tiny.steps >= 200 and tiny.megapixels == pytest.approx(64 * 48 * 16 / 1e6)
+    assert tiny.fit_seconds == pytest.approx(presets.PRESETS["medium"].fit_seconds_per_mp * presets.MIN_BUDGET_MP,
+                                             rel=0.01)
+    big = schedule("medium", 176, 144, 30)  # 0.76 MP: its own budget
+    assert big.fit_seconds <= presets.PRESETS["medium"].fit_seconds_per_mp * big.megapixels
 
 
 def test_cost_follows_the_gop_size():
