@@ -222,6 +222,17 @@ def section_overhead_bytes(largest_levels: Iterable[int]) -> int:
             + sum(2 + len(_varint(int(k))) + (2 if k else 0) for k in largest_levels))
 
 
+def check_gop_section(section: bytes) -> None:
+    """Refuse a serialized GOP section whose type, length or CRC is wrong (an internal error:
+    what a writer is about to put in a file)."""
+    if len(section) < SECTION_OVERHEAD:
+        raise NervcError("internal error: a GOP section shorter than its own fields")
+    kind, length, crc = struct.unpack_from("<BII", section)
+    if kind != SECTION_GOP or length != len(section) - SECTION_OVERHEAD or \
+            crc != zlib.crc32(section[SECTION_OVERHEAD:]):
+        raise NervcError("internal error: a damaged GOP section was about to be written")
+
+
 def encode_gop(g: GopRecord, index: int | None = None, version: int = VERSION_MAJOR) -> bytes:
     """One GOP section: in version 4 its identity (``index``, default ``g.index``, and frame
     range) first, then the tensor records and the ANS words (version 3: no identity)."""
@@ -301,12 +312,7 @@ class BitstreamWriter:
     def add_section(self, section: bytes) -> int:
         """Append one section already serialized by :func:`encode_gop` (type, length, CRC and
         payload are checked, so a damaged buffer never reaches the file)."""
-        if len(section) < SECTION_OVERHEAD:
-            raise NervcError("internal error: a GOP section shorter than its own fields")
-        kind, length, crc = struct.unpack_from("<BII", section)
-        if kind != SECTION_GOP or length != len(section) - SECTION_OVERHEAD or \
-                crc != zlib.crc32(section[SECTION_OVERHEAD:]):
-            raise NervcError("internal error: a damaged GOP section was about to be written")
+        check_gop_section(section)
         self._write(section)
         self.num_sections += 1
         return len(section)

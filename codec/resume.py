@@ -42,9 +42,7 @@ import errno
 import hashlib
 import json
 import os
-import struct
 import sys
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from bitstreams import BitstreamError, BitstreamReader, Header
-from bitstreams.format import SECTION_GOP, SECTION_OVERHEAD, encode_header
+from bitstreams.format import SECTION_OVERHEAD, check_gop_section, encode_header
 from codec.gopcode import CodedRung, frames_digest
 from codec.options import EncodeOptions
 from nervcore.errors import NervcError
@@ -285,9 +283,7 @@ class PartialWriter:
         """Append GOP ``gi``'s section, then its journal line (a kept GOP: check it is the one
         the partial holds)."""
         section = rung.section
-        if len(section) < SECTION_OVERHEAD or struct.unpack_from("<BII", section) != (
-                SECTION_GOP, len(section) - SECTION_OVERHEAD, zlib.crc32(section[SECTION_OVERHEAD:])):
-            raise NervcError("internal error: a damaged GOP section was about to be written")
+        check_gop_section(section)
         if gi != self.num_sections:
             raise NervcError(f"internal error: GOP {gi} came as section {self.num_sections}")
         self.num_sections += 1
